@@ -1,0 +1,145 @@
+"""Typed configuration of an ImPartial model: its tasks, network, training and instance settings.
+
+One dataclass per concern, all plain data, so a model file can store them as JSON and the
+CellProfiler module can build them from its settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from .scribbles import BACKGROUND, CYTOPLASM, NUCLEUS
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One segmentation objective: which scribble values are its foreground and background.
+
+    ``reconstructed_channels`` are the input channels whose hidden pixels the task's mixture
+    explains (the self-supervised loss); ``brighter_channels`` are those where foreground is
+    assumed brighter than background (the paper's prior; a cytoplasm marker may be dark inside
+    nuclei, so it is switchable per channel).
+    """
+
+    name: str
+    foreground_values: Tuple[int, ...]
+    background_values: Tuple[int, ...]
+    reconstructed_channels: Tuple[int, ...] = (0,)
+    brighter_channels: Tuple[int, ...] = (0,)
+    n_foreground_components: int = 2
+    n_background_components: int = 2
+
+    @property
+    def n_components(self) -> int:
+        return self.n_foreground_components + self.n_background_components
+
+    def __post_init__(self) -> None:
+        overlap = set(self.foreground_values) & set(self.background_values)
+        if overlap:
+            raise ValueError(f"task {self.name!r}: scribble values {sorted(overlap)} are both foreground and background")
+        if not set(self.brighter_channels) <= set(self.reconstructed_channels):
+            raise ValueError(f"task {self.name!r}: brighter_channels must be among reconstructed_channels")
+        if self.n_foreground_components < 1 or self.n_background_components < 1:
+            raise ValueError(f"task {self.name!r}: needs at least one foreground and one background component")
+
+
+def nuclei_task(nuclear_channel: int = 0) -> TaskSpec:
+    """Nuclei: foreground = nucleus scribbles, background = outside cells and cytoplasm."""
+    return TaskSpec("nuclei", (NUCLEUS,), (BACKGROUND, CYTOPLASM), (nuclear_channel,), (nuclear_channel,))
+
+
+def cells_task(n_channels: int = 1) -> TaskSpec:
+    """Whole cells: foreground = nucleus and cytoplasm scribbles, background = outside any cell."""
+    channels = tuple(range(n_channels))
+    return TaskSpec("cells", (NUCLEUS, CYTOPLASM), (BACKGROUND,), channels, channels)
+
+
+TASK_CHOICES = ("nuclei", "cells", "nuclei+cells")
+
+
+def tasks_for(choice: str, n_channels: int, nuclear_channel: int = 0) -> Tuple[TaskSpec, ...]:
+    """The tasks for a user's choice of what to segment (``nuclei``, ``cells`` or ``nuclei+cells``)."""
+    if choice not in TASK_CHOICES:
+        raise ValueError(f"unknown task {choice!r}; choose one of {', '.join(TASK_CHOICES)}")
+    if not 0 <= nuclear_channel < n_channels:
+        raise ValueError(f"nuclear channel {nuclear_channel} does not exist in an image of {n_channels} channel(s)")
+    tasks: List[TaskSpec] = []
+    if "nuclei" in choice:
+        tasks.append(nuclei_task(nuclear_channel))
+    if "cells" in choice:
+        tasks.append(cells_task(n_channels))
+    return tuple(tasks)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """U-Net shape. Depth 2 and two 3x3 convolutions per level as in the paper; width is ours."""
+
+    n_channels: int = 1
+    width: int = 16
+    depth: int = 2
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train. Defaults were chosen by time-to-accuracy measurements on 2 CPU cores."""
+
+    patch_size: int = 128
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    max_iterations: int = 2000
+    time_budget_s: float = 180.0
+    seed: int = 0
+    # Loss weights (paper: 0.45 foreground, 0.45 background, 0.1 reconstruction).
+    foreground_weight: float = 0.45
+    background_weight: float = 0.45
+    reconstruction_weight: float = 0.1
+    sigma: float = 1.0
+    # Blind-spot masking: one pixel per cell x cell block, replaced from a (2r+1)^2 window.
+    blind_spot_cell: int = 8
+    blind_spot_radius: int = 5
+    scribble_bias: float = 0.6
+    validation_fraction: float = 0.1
+    eval_every: int = 100
+    patience: int = 8
+    device: str = "auto"
+    mixed_precision: bool = True
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 16 or self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4 and at least 16, got {self.patch_size}")
+        if self.batch_size < 1 or self.max_iterations < 1:
+            raise ValueError("batch_size and max_iterations must be positive")
+        if self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
+        if not 0.0 <= self.validation_fraction < 0.9:
+            raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction}")
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """How probability maps become objects. ``threshold=None`` uses the model's own threshold."""
+
+    threshold: Optional[float] = None
+    min_size: int = 20
+    fill_holes: bool = True
+    split_touching: bool = True
+    split_min_distance: int = 3
+    exclude_border: bool = False
+    cell_min_size: int = 20
+
+
+def to_dict(obj: Any) -> Dict[str, Any]:
+    """A dataclass as JSON-ready data (tuples become lists)."""
+    return dataclasses.asdict(obj)
+
+
+def task_from_dict(data: Dict[str, Any]) -> TaskSpec:
+    return TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def from_dict(cls, data: Dict[str, Any]):
+    """Rebuild a config dataclass, ignoring keys a newer version added and an older one lacks."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,128 @@
+"""The ImPartial network: a small U-Net with one mixture head per task.
+
+Per task and pixel the head gives K component logits (foreground components first) and, for each
+reconstructed channel, K component means. The means are pooled over the patch into one value per
+(sample, channel, component), weighted by the component probabilities ("component consistency"),
+and the foreground-brighter prior is applied to the pooled values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .config import NetworkConfig, TaskSpec
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net backbone: ``depth`` poolings, width doubling per level, skip connections.
+
+    Input height and width must be multiples of ``2**depth`` (prediction pads tiles to that).
+    """
+
+    def __init__(self, n_channels: int, width: int, depth: int) -> None:
+        super().__init__()
+        self.depth = depth
+        widths = [width * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList([_double_conv(n_channels, widths[0])])
+        self.down.extend(_double_conv(widths[i - 1], widths[i]) for i in range(1, depth + 1))
+        self.up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth)))
+        self.out_channels = widths[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.up:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return x
+
+
+@dataclass
+class TaskOutput:
+    """What one task's head predicts for a batch.
+
+    component_logits: (B, K, H, W). component_means: (B, C_task, K), after pooling and the prior.
+    """
+
+    component_logits: torch.Tensor
+    component_means: torch.Tensor
+    n_foreground: int
+
+    @property
+    def component_probability(self) -> torch.Tensor:
+        return torch.softmax(self.component_logits.float(), dim=1)
+
+    @property
+    def foreground_probability(self) -> torch.Tensor:
+        """(B, H, W): the summed probability of the foreground components."""
+        return self.component_probability[:, : self.n_foreground].sum(dim=1)
+
+    def reconstruction(self) -> torch.Tensor:
+        """(B, C_task, H, W): the quantised image, sum_k p_k * mu_k."""
+        return torch.einsum("bkhw,bck->bchw", self.component_probability, self.component_means)
+
+
+class ImPartialNet(nn.Module):
+    """U-Net backbone shared by all tasks, one 1x1-convolution head per task."""
+
+    def __init__(self, network: NetworkConfig, tasks: Sequence[TaskSpec]) -> None:
+        super().__init__()
+        self.network = network
+        self.tasks = tuple(tasks)
+        self.backbone = UNet(network.n_channels, network.width, network.depth)
+        self.heads = nn.ModuleDict({
+            t.name: nn.Conv2d(self.backbone.out_channels, t.n_components * (1 + len(t.reconstructed_channels)), 1)
+            for t in self.tasks
+        })
+        for t in self.tasks:
+            # Masks selecting the prior's channels, kept as buffers so they follow .to(device).
+            brighter = torch.tensor([c in t.brighter_channels for c in t.reconstructed_channels], dtype=torch.bool)
+            self.register_buffer(f"_brighter_{t.name}", brighter, persistent=False)
+
+    @property
+    def multiple(self) -> int:
+        """Input sizes must be multiples of this."""
+        return 2 ** self.network.depth
+
+    def forward(self, x: torch.Tensor) -> Dict[str, TaskOutput]:
+        features = self.backbone(x)
+        return {t.name: self._head(t, features) for t in self.tasks}
+
+    def _head(self, task: TaskSpec, features: torch.Tensor) -> TaskOutput:
+        k = task.n_components
+        raw = self.heads[task.name](features)
+        logits = raw[:, :k]
+        b, _, h, w = raw.shape
+        means = raw[:, k:].reshape(b, len(task.reconstructed_channels), k, h, w).float()
+        # Component consistency: one mean per (sample, channel, component), averaged over the
+        # patch with the component's probability as weight (a component absent from the patch
+        # falls back to the plain average thanks to the epsilon).
+        weight = torch.softmax(logits.float(), dim=1).unsqueeze(1)
+        pooled = (means * weight).sum(dim=(-2, -1)) / weight.sum(dim=(-2, -1)).clamp_min(1e-6)
+        pooled = (pooled + 1e-6 * means.mean(dim=(-2, -1))) / (1 + 1e-6)
+        return TaskOutput(logits, self._apply_prior(task, pooled), task.n_foreground_components)
+
+    def _apply_prior(self, task: TaskSpec, pooled: torch.Tensor) -> torch.Tensor:
+        """Foreground means = ReLU(raw) + mean of background means, on the 'brighter' channels."""
+        nf = task.n_foreground_components
+        background_level = pooled[..., nf:].mean(dim=-1, keepdim=True)
+        constrained = F.relu(pooled[..., :nf]) + background_level
+        brighter = getattr(self, f"_brighter_{task.name}").view(1, -1, 1)
+        foreground = torch.where(brighter, constrained, pooled[..., :nf])
+        return torch.cat([foreground, pooled[..., nf:]], dim=-1)

@@ -1,0 +1,245 @@
+"""Training: scribble + self-supervised losses, validation, early stopping, time budget, progress."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .config import NetworkConfig, TaskSpec, TrainingConfig
+from .devices import resolve_device
+from .losses import UNLABELLED, reconstruction_loss, scribble_loss
+from .masking import blind_spot_mask
+from .network import ImPartialNet
+from .prediction import predict_image
+from .sampling import PatchSampler, TrainingImage, prepare_training_images
+
+log = logging.getLogger(__name__)
+
+
+class TrainingCancelled(Exception):
+    """Raised by a progress callback to stop training; nothing is returned or saved."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the weights are garbage and are not returned."""
+
+
+@dataclass
+class TrainingProgress:
+    """What a progress callback receives after each iteration."""
+
+    iteration: int
+    max_iterations: int
+    losses: Dict[str, float]
+    elapsed_s: float
+    remaining_s: float
+    best_validation: Optional[float] = None
+    validation: Optional[float] = None
+
+    @property
+    def fraction(self) -> float:
+        """Completed fraction, by iterations or by time, whichever is further along."""
+        return min(1.0, max(self.iteration / self.max_iterations, self.elapsed_s / max(self.elapsed_s + self.remaining_s, 1e-9)))
+
+
+@dataclass
+class TrainingResult:
+    """A trained network with its thresholds and the history of its training."""
+
+    net: ImPartialNet
+    thresholds: Dict[str, float]
+    history: List[Dict[str, float]] = field(default_factory=list)
+    iterations: int = 0
+    elapsed_s: float = 0.0
+    stopped_because: str = ""
+    best_validation: Optional[float] = None
+
+
+ProgressCallback = Callable[[TrainingProgress], None]
+
+
+def _check_inputs(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], tasks: Sequence[TaskSpec], n_channels: int) -> None:
+    if len(images) != len(scribbles):
+        raise ValueError(f"got {len(images)} image(s) but {len(scribbles)} scribble image(s)")
+    if not images:
+        raise ValueError("no training images given")
+    for i, (image, scribble) in enumerate(zip(images, scribbles)):
+        if image.ndim != 3 or image.shape[0] != n_channels:
+            raise ValueError(f"training image {i + 1}: expected ({n_channels}, H, W), got {image.shape}")
+        if scribble.shape != image.shape[1:]:
+            raise ValueError(f"training image {i + 1}: scribbles are {scribble.shape[1]}x{scribble.shape[0]} pixels "
+                             f"but the image is {image.shape[2]}x{image.shape[1]}")
+    for task in tasks:
+        for role, values in (("foreground", task.foreground_values), ("background", task.background_values)):
+            if not any(np.isin(s, values).any() for s in scribbles):
+                raise ValueError(
+                    f"no {role} scribbles for the {task.name} task in any image (scribble values {list(values)}); "
+                    f"scribble some {role} pixels or check the scribble value mapping")
+
+
+def _scribble_loss_on_images(net: ImPartialNet, data: Sequence[TrainingImage], attr: str, device: torch.device) -> Optional[float]:
+    """Mean Brier loss over the scribbled pixels of whole images (validation or training targets)."""
+    total, count = 0.0, 0
+    for item in data:
+        targets = getattr(item, attr)
+        if not (targets != UNLABELLED).any():
+            continue
+        maps = predict_image(net, item.image, device=device)
+        for t, task in enumerate(net.tasks):
+            p = maps[task.name].foreground_probability
+            for cls in (0, 1):
+                sel = targets[t] == cls
+                if sel.any():
+                    err = (p[sel] - cls) ** 2
+                    total += float(err.mean())
+                    count += 1
+    return total / count if count else None
+
+
+def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device) -> Dict[str, float]:
+    """Per task, the threshold in [0.3, 0.7] with the best class-balanced accuracy on all scribbles.
+
+    Ties (usual: scribbles sit far from object borders) resolve to the candidate closest to 0.5.
+    """
+    candidates = np.round(np.arange(0.3, 0.7001, 0.05), 2)
+    maps = [predict_image(net, d.image, device=device) for d in data]
+    thresholds = {}
+    for t, task in enumerate(net.tasks):
+        fg = np.concatenate([m[task.name].foreground_probability[np.maximum(d.train_targets[t], d.validation_targets[t]) == 1]
+                             for m, d in zip(maps, data)])
+        bg = np.concatenate([m[task.name].foreground_probability[
+            (d.train_targets[t] == 0) | (d.validation_targets[t] == 0)] for m, d in zip(maps, data)])
+        scores = [((fg > c).mean() if fg.size else 0) + ((bg <= c).mean() if bg.size else 0) for c in candidates]
+        best = max(scores)
+        ties = candidates[np.isclose(scores, best)]
+        thresholds[task.name] = float(ties[np.argmin(np.abs(ties - 0.5))])
+    return thresholds
+
+
+def train(
+    images: Sequence[np.ndarray],
+    scribbles: Sequence[np.ndarray],
+    tasks: Sequence[TaskSpec],
+    network: NetworkConfig,
+    config: TrainingConfig = TrainingConfig(),
+    progress: Optional[ProgressCallback] = None,
+    initial_state: Optional[Dict[str, torch.Tensor]] = None,
+) -> TrainingResult:
+    """Train an ImPartial network on normalised images and their scribbles.
+
+    Parameters
+    ----------
+    images : normalised float32 (C, H, W) arrays (see ``normalization.normalize``), any sizes.
+    scribbles : uint8 (H, W) arrays in this project's convention (0 = not annotated). An image
+        without scribbles still feeds the self-supervised loss.
+    tasks, network, config : what to learn, the network's shape, how to train.
+    progress : called after every iteration with a ``TrainingProgress``; raise
+        ``TrainingCancelled`` from it to stop.
+    initial_state : weights to start from (fine-tuning a saved model with added scribbles).
+
+    Training stops at ``max_iterations``, at ``time_budget_s``, or when the validation loss has
+    not improved for ``patience`` evaluations; the weights with the best validation loss are kept.
+    """
+    tasks = tuple(tasks)
+    _check_inputs(images, scribbles, tasks, network.n_channels)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    data = prepare_training_images(images, scribbles, tasks, config.validation_fraction, rng)
+    sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1)
+    has_validation = any((d.validation_targets != UNLABELLED).any() for d in data)
+    monitor = "validation_targets" if has_validation else "train_targets"
+
+    net = ImPartialNet(network, tasks)
+    if initial_state is not None:
+        net.load_state_dict(initial_state)
+    # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
+    net = net.to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    generator = torch.Generator(device=device).manual_seed(config.seed + 2)
+    autocast = config.mixed_precision and device.type == "cuda"
+    channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
+
+    history: List[Dict[str, float]] = []
+    best_state, best_value, evals_since_best = None, math.inf, 0
+    stopped_because = "iteration budget"
+    start = time.perf_counter()
+    iteration = 0
+    for iteration in range(1, config.max_iterations + 1):
+        net.train()
+        batch, targets = sampler.batch(config.batch_size)
+        batch, targets = batch.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
+        masked = masked.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            outputs = net(masked)
+        loss = batch.new_zeros(())
+        losses: Dict[str, float] = {}
+        for t, task in enumerate(tasks):
+            out = outputs[task.name]
+            seg = scribble_loss(out, targets[:, t])
+            idx = channel_index[task.name]
+            rec = reconstruction_loss(out, batch[:, idx], mask[:, idx], config.sigma)
+            loss = loss + (config.foreground_weight * seg["foreground"] + config.background_weight * seg["background"]
+                           + config.reconstruction_weight * rec)
+            losses[f"{task.name}_foreground"] = float(seg["foreground"].detach())
+            losses[f"{task.name}_background"] = float(seg["background"].detach())
+            losses[f"{task.name}_reconstruction"] = float(rec.detach())
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged at iteration {iteration} (loss is {float(loss)}); "
+                f"try a lower learning rate than {config.learning_rate}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses["total"] = float(loss.detach())
+
+        elapsed = time.perf_counter() - start
+        validation = None
+        if iteration % config.eval_every == 0 or iteration == config.max_iterations:
+            validation = _scribble_loss_on_images(net, data, monitor, device)
+            elapsed = time.perf_counter() - start
+            if validation is not None:
+                scheduler.step(validation)
+                if validation < best_value - 1e-5:
+                    best_value, evals_since_best = validation, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    evals_since_best += 1
+            losses["validation"] = validation if validation is not None else float("nan")
+        losses["elapsed_s"] = elapsed
+        losses["iteration"] = iteration
+        history.append(losses)
+
+        per_iteration = elapsed / iteration
+        remaining = min((config.max_iterations - iteration) * per_iteration, max(0.0, config.time_budget_s - elapsed))
+        if progress is not None:
+            progress(TrainingProgress(iteration, config.max_iterations, losses, elapsed, remaining,
+                                      None if best_value == math.inf else best_value, validation))
+        if evals_since_best >= config.patience:
+            stopped_because = f"no validation improvement in {config.patience} evaluations"
+            break
+        if elapsed + per_iteration > config.time_budget_s:
+            stopped_because = "time budget"
+            break
+
+    # A final evaluation so the last stretch of iterations is not thrown away unseen.
+    if history and math.isnan(history[-1].get("validation", math.nan)):
+        validation = _scribble_loss_on_images(net, data, monitor, device)
+        if validation is not None and validation < best_value - 1e-5:
+            best_value, best_state = validation, copy.deepcopy(net.state_dict())
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    thresholds = choose_thresholds(net, data, device)
+    elapsed = time.perf_counter() - start
+    log.info("trained %d iterations in %.1f s (%s); best validation loss %.4f", iteration, elapsed, stopped_because, best_value)
+    return TrainingResult(net, thresholds, history, iteration, elapsed, stopped_because,
+                          None if best_value == math.inf else best_value)
