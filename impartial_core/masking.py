@@ -6,10 +6,14 @@ from typing import Optional, Tuple
 import torch
 
 
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Mirror indices that fell off either edge back inside [0, size)."""
-    index = index.abs()
-    return torch.where(index >= size, 2 * (size - 1) - index, index)
+def _offset_inside(position: torch.Tensor, offset: torch.Tensor, size: int) -> torch.Tensor:
+    """position + offset, or position - offset where that would leave [0, size).
+
+    Flipping the offset (rather than mirroring the index at the edge) keeps it non-zero, so a
+    hidden pixel can never be replaced by itself.
+    """
+    moved = position + offset
+    return torch.where((moved < 0) | (moved >= size), position - offset, moved)
 
 
 def blind_spot_mask(
@@ -38,7 +42,7 @@ def blind_spot_mask(
     if patches.ndim != 4:
         raise ValueError(f"patches must be (B, C, H, W), got shape {tuple(patches.shape)}")
     b, c, h, w = patches.shape
-    if h <= radius or w <= radius:
+    if h <= 2 * radius or w <= 2 * radius:
         raise ValueError(f"patches of {h}x{w} are too small for a blind-spot radius of {radius}")
     device = patches.device
     gh, gw = -(-h // cell), -(-w // cell)
@@ -52,8 +56,8 @@ def blind_spot_mask(
     side = 2 * radius + 1
     choice = torch.randint(0, side * side - 1, shape, device=device, generator=generator)
     choice = choice + (choice >= (side * side) // 2).long()
-    src_rows = _reflect(rows + choice // side - radius, h)
-    src_cols = _reflect(cols + choice % side - radius, w)
+    src_rows = _offset_inside(rows, choice // side - radius, h)
+    src_cols = _offset_inside(cols, choice % side - radius, w)
 
     flat = patches.reshape(b, c, h * w)
     target = (rows * w + cols).reshape(b, c, -1)

@@ -11,7 +11,6 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .network import ImPartialNet
 
@@ -39,10 +38,18 @@ def _tile_starts(size: int, tile: int, step: int) -> List[int]:
     return starts
 
 
-def _ramp(length: int, overlap: int) -> np.ndarray:
-    """1-D blending weight: rises linearly over ``overlap`` pixels at each end, never zero."""
-    d = np.minimum(np.arange(length), np.arange(length)[::-1]).astype(np.float32)
-    return np.clip((d + 1) / max(overlap, 1), 1e-3, 1.0)
+def _ramp(piece: slice, size: int, overlap: int) -> np.ndarray:
+    """1-D blending weight of a tile spanning ``piece`` of an axis of ``size`` pixels.
+
+    At an edge inside the image it is ~0 over the first third of ``overlap`` (where the zero
+    padding of the convolutions distorts the output) and then rises linearly to 1; at an edge of
+    the image itself there is no neighbour to blend with, so the weight stays 1.
+    """
+    index = np.arange(piece.stop - piece.start, dtype=np.float32)
+    from_start = index if piece.start > 0 else np.full_like(index, np.inf)
+    from_end = index[::-1] if piece.stop < size else np.full_like(index, np.inf)
+    margin = overlap // 3
+    return np.clip((np.minimum(from_start, from_end) + 1 - margin) / max(overlap - margin, 1), 1e-3, 1.0)
 
 
 def tiles(shape: Tuple[int, int], tile: int, overlap: int) -> Iterator[Tuple[slice, slice]]:
@@ -54,19 +61,10 @@ def tiles(shape: Tuple[int, int], tile: int, overlap: int) -> Iterator[Tuple[sli
             yield slice(y, min(y + tile, h)), slice(x, min(x + tile, w))
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
-
-
 @torch.no_grad()
 def _forward_tile(net: ImPartialNet, tile: torch.Tensor, flips: bool, autocast: bool, reconstruct: bool):
     """Foreground probability (T, h, w) and optional reconstructions for one (C, h, w) tile."""
-    x, h, w = _pad_to_multiple(tile[None], net.multiple)
+    x = tile[None]
     variants = [(), (-1,), (-2,), (-2, -1)] if flips else [()]
     batch = torch.cat([torch.flip(x, dims) if dims else x for dims in variants]).contiguous(memory_format=torch.channels_last)
     with torch.autocast(device_type=batch.device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -76,11 +74,11 @@ def _forward_tile(net: ImPartialNet, tile: torch.Tensor, flips: bool, autocast: 
         out = outputs[task.name]
         p = out.foreground_probability
         p = torch.stack([torch.flip(p[i], [d + 1 for d in dims]) if dims else p[i] for i, dims in enumerate(variants)])
-        probs.append(p.mean(0)[:h, :w])
+        probs.append(p.mean(0))
         if reconstruct:
             r = out.reconstruction()
             r = torch.stack([torch.flip(r[i], [d + 1 for d in dims]) if dims else r[i] for i, dims in enumerate(variants)])
-            recons.append(r.mean(0)[:, :h, :w].float().cpu().numpy())
+            recons.append(r.mean(0).float().cpu().numpy())
     return torch.stack(probs).float().cpu().numpy(), recons
 
 
@@ -111,6 +109,14 @@ def predict_image(
         raise ValueError(f"overlap ({overlap}) must be smaller than tile_size ({tile_size})")
     device = device or next(net.parameters()).device
     net.eval()
+    # Pad once to a multiple of the network's pooling factor, and keep tiles and their starts on
+    # that grid: every tile then sees the same pixels and pooling windows as an untiled pass.
+    m = net.multiple
+    tile_size, overlap = max(m, tile_size - tile_size % m), overlap - overlap % m
+    _, h0, w0 = image.shape
+    ph, pw = (-h0) % m, (-w0) % m
+    if ph or pw:
+        image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h0, w0) > max(ph, pw) else "edge")
     _, h, w = image.shape
     n_tasks = len(net.tasks)
     prob_sum = np.zeros((n_tasks, h, w), dtype=np.float32)
@@ -121,7 +127,7 @@ def predict_image(
     for rows, cols in tiles((h, w), tile_size, overlap):
         tile = torch.from_numpy(np.ascontiguousarray(image[:, rows, cols])).to(device)
         probs, recons = _forward_tile(net, tile, flips, autocast, reconstruct)
-        weight = np.outer(_ramp(probs.shape[1], overlap), _ramp(probs.shape[2], overlap))
+        weight = np.outer(_ramp(rows, h, overlap), _ramp(cols, w, overlap))
         prob_sum[:, rows, cols] += probs * weight
         weight_sum[rows, cols] += weight
         for acc, r in zip(recon_sum, recons):
@@ -129,7 +135,7 @@ def predict_image(
     prob_sum /= weight_sum
     result = {}
     for i, task in enumerate(net.tasks):
-        p = np.clip(prob_sum[i], 0.0, 1.0)
-        recon = recon_sum[i] / weight_sum if reconstruct else None
+        p = np.ascontiguousarray(np.clip(prob_sum[i, :h0, :w0], 0.0, 1.0))
+        recon = (recon_sum[i] / weight_sum)[:, :h0, :w0] if reconstruct else None
         result[task.name] = TaskMaps(p, binary_entropy(p), recon)
     return result

@@ -1,0 +1,251 @@
+"""Unit tests of impartial_core's method: masking, losses, network, training, prediction, instances."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impartial_core.config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, nuclei_task, tasks_for
+from impartial_core.instances import cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment
+from impartial_core.losses import reconstruction_loss, scribble_loss
+from impartial_core.masking import blind_spot_mask
+from impartial_core.metrics import match_at_iou
+from impartial_core.network import ImPartialNet
+from impartial_core.normalization import as_channels_first, normalize
+from impartial_core.prediction import predict_image
+from impartial_core.sampling import split_validation, task_targets
+from impartial_core.training import TrainingDiverged, train
+
+from .synthetic import blobs
+
+
+# ---------------------------------------------------------------- masking
+def test_blind_spot_mask_hides_one_pixel_per_block_with_a_neighbour_value():
+    x = torch.arange(2 * 3 * 32 * 40, dtype=torch.float32).reshape(2, 3, 32, 40)
+    g = torch.Generator().manual_seed(0)
+    masked, mask = blind_spot_mask(x, cell=8, radius=5, generator=g)
+    assert mask.shape == x.shape
+    # One hidden pixel per 8x8 block, per sample and channel: 4 x 5 blocks.
+    assert mask.sum(dim=(-2, -1)).eq(20).all()
+    blocks = mask.reshape(2, 3, 4, 8, 5, 8).sum(dim=(3, 5))
+    assert blocks.eq(1).all()
+    # Unmasked pixels untouched; hidden ones replaced by another pixel's value of the same
+    # channel, within the 11x11 window.
+    assert torch.equal(masked[~mask], x[~mask])
+    changed = masked[mask]
+    assert (changed != x[mask]).all()
+    b, c, yy, xx = mask.nonzero(as_tuple=True)
+    src = changed.long() - c * 32 * 40 - b * 3 * 32 * 40
+    assert ((src >= 0) & (src < 32 * 40)).all()
+    assert ((src // 40 - yy).abs() <= 5).all() and ((src % 40 - xx).abs() <= 5).all()
+
+
+def test_blind_spot_mask_is_reproducible_with_a_generator():
+    x = torch.rand(2, 1, 64, 64)
+    a = blind_spot_mask(x, generator=torch.Generator().manual_seed(3))
+    b = blind_spot_mask(x, generator=torch.Generator().manual_seed(3))
+    c = blind_spot_mask(x, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a[1], b[1]) and torch.equal(a[0], b[0])
+    assert not torch.equal(a[1], c[1])
+
+
+# ---------------------------------------------------------------- network and losses
+def _net(tasks, channels=1, width=4):
+    torch.manual_seed(0)
+    return ImPartialNet(NetworkConfig(channels, width), tasks)
+
+
+def test_network_outputs_and_foreground_prior():
+    tasks = tasks_for("nuclei+cells", 2, nuclear_channel=1)
+    net = _net(tasks, channels=2)
+    out = net(torch.rand(3, 2, 32, 48))
+    assert set(out) == {"nuclei", "cells"}
+    nuc, cells = out["nuclei"], out["cells"]
+    assert nuc.component_logits.shape == (3, 4, 32, 48)
+    assert nuc.component_means.shape == (3, 1, 4) and cells.component_means.shape == (3, 2, 4)
+    p = cells.foreground_probability
+    assert p.shape == (3, 32, 48) and float(p.min()) >= 0 and float(p.max()) <= 1
+    # Prior: on 'brighter' channels every foreground mean >= the average background mean.
+    for o in (nuc, cells):
+        mu = o.component_means
+        assert (mu[..., :2] >= mu[..., 2:].mean(-1, keepdim=True) - 1e-5).all()
+
+
+def test_prior_is_switchable_per_channel():
+    task = TaskSpec("cells", (2, 3), (1,), (0, 1), (1,))
+    net = _net([task], channels=2)
+    with torch.no_grad():
+        net.heads["cells"].bias[4:8] = torch.tensor([-5.0, -5.0, 5.0, 5.0])  # channel 0 means: fg dark
+        mu = net(torch.zeros(1, 2, 16, 16))["cells"].component_means
+    assert (mu[0, 0, :2] < mu[0, 0, 2:].mean()).all()  # not constrained on channel 0
+
+
+def test_scribble_loss_is_class_balanced_and_ignores_unlabelled():
+    net = _net([nuclei_task()])
+    out = net(torch.rand(1, 1, 16, 16))["nuclei"]
+    p = out.foreground_probability.detach()
+    targets = torch.full((1, 16, 16), -1)
+    targets[0, 0, :3] = 1
+    targets[0, 5, :] = 0
+    loss = scribble_loss(out, targets)
+    assert torch.isclose(loss["foreground"], ((1 - p[0, 0, :3]) ** 2).mean())
+    assert torch.isclose(loss["background"], (p[0, 5, :] ** 2).mean())
+    none = scribble_loss(out, torch.full((1, 16, 16), -1))
+    assert float(none["foreground"]) == 0 and float(none["background"]) == 0
+
+
+def test_reconstruction_loss_matches_the_formula():
+    net = _net([nuclei_task()])
+    x = torch.rand(2, 1, 16, 16)
+    out = net(x)["nuclei"]
+    mask = torch.rand(2, 1, 16, 16) < 0.2
+    p = out.component_probability  # (B, K, H, W)
+    mu = out.component_means  # (B, 1, K)
+    expected = (p * (x - mu[:, 0, :, None, None]) ** 2).sum(1, keepdim=True) / 2
+    assert torch.isclose(reconstruction_loss(out, x, mask), expected[mask].mean(), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- data preparation
+def test_task_targets_and_validation_split():
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[5, :] = 1
+    scribbles[40:45, 40:45] = 2
+    scribbles[20, 20] = 3
+    nuclei = task_targets(scribbles, tasks_for("nuclei", 1)[0])
+    cells = task_targets(scribbles, tasks_for("cells", 1)[0])
+    assert nuclei[20, 20] == 0 and cells[20, 20] == 1 and nuclei[42, 42] == 1 and nuclei[0, 0] == -1
+    targets = np.stack([nuclei, cells])
+    train_t, val_t = split_validation(targets, 0.5, np.random.default_rng(0))
+    labelled = targets != -1
+    # Every labelled pixel is in exactly one of the two; validation takes some, never all.
+    assert np.array_equal((train_t != -1) | (val_t != -1), labelled)
+    assert not ((train_t != -1) & (val_t != -1)).any()
+    assert 0 < (val_t != -1).sum() < labelled.sum()
+
+
+def test_as_channels_first_and_normalize_handle_bad_pixels():
+    rgb_like = np.zeros((50, 60, 3))
+    assert as_channels_first(rgb_like).shape == (3, 50, 60)
+    with pytest.raises(ValueError, match="2-D"):
+        as_channels_first(np.zeros((2, 3, 50, 60)))
+    image = np.linspace(0, 1, 100 * 100, dtype=np.float32).reshape(1, 100, 100)
+    image[0, 0, :5] = np.nan
+    image[0, 1, 0] = np.inf
+    out = normalize(image)
+    assert np.isfinite(out).all()
+    assert abs(np.percentile(out[0, 2:], 50) - 0.5) < 0.05
+    assert not normalize(np.full((1, 8, 8), 7.0)).any()
+
+
+# ---------------------------------------------------------------- training and prediction
+def _train_blobs(seed=0, iterations=60, **overrides):
+    image, truth, scribbles = blobs(seed=1)
+    config = TrainingConfig(max_iterations=iterations, batch_size=4, patch_size=64, eval_every=20, seed=seed,
+                            learning_rate=3e-3, time_budget_s=120, **overrides)
+    return train([normalize(image[None])], [scribbles], [nuclei_task()], NetworkConfig(1, 8), config), image, truth
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return _train_blobs()
+
+
+def test_training_learns_to_segment_synthetic_nuclei(trained):
+    result, image, truth = trained
+    p = predict_image(result.net, normalize(image[None]))["nuclei"].foreground_probability
+    labels = nuclei_from_probability(p, result.thresholds["nuclei"])
+    scores = match_at_iou(labels, truth)
+    assert scores["f1"] > 0.8, scores
+    assert abs(int(labels.max()) - int(truth.max())) <= 3
+
+
+def test_same_seed_same_weights_on_cpu(trained):
+    again, _, _ = _train_blobs(iterations=10)
+    once, _, _ = _train_blobs(iterations=10)
+    for a, b in zip(once.net.state_dict().values(), again.net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_tiled_prediction_equals_untiled(trained):
+    result = trained[0]
+    image = normalize(np.random.default_rng(0).random((1, 150, 170)).astype(np.float32))
+    whole = predict_image(result.net, image, tile_size=512)["nuclei"].foreground_probability
+    tiled = predict_image(result.net, image, tile_size=96, overlap=48)["nuclei"].foreground_probability
+    assert np.abs(whole - tiled).max() < 0.02
+
+
+def test_diverging_training_stops_with_a_message():
+    image, _, scribbles = blobs(seed=2, size=64)
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        train([normalize(image[None]) * np.float32(np.nan)], [scribbles], [nuclei_task()], NetworkConfig(1, 4),
+              TrainingConfig(max_iterations=3, batch_size=2, patch_size=32))
+
+
+def test_training_needs_both_classes():
+    image, _, scribbles = blobs(seed=2, size=64)
+    only_fg = np.where(scribbles == 2, 2, 0).astype(np.uint8)
+    with pytest.raises(ValueError, match="no background scribbles for the nuclei task"):
+        train([normalize(image[None])], [only_fg], [nuclei_task()], NetworkConfig(1, 4), TrainingConfig(max_iterations=2))
+
+
+# ---------------------------------------------------------------- instances
+def test_touching_nuclei_are_split():
+    yy, xx = np.mgrid[:60, :80]
+    p = (((yy - 30) ** 2 + (xx - 28) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 12 ** 2)).astype(np.float32)
+    assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=False)).max() == 1
+    assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=True)).max() == 2
+
+
+def test_object_confidence():
+    labels = np.array([[1, 1, 0, 2]])
+    p = np.array([[0.8, 1.0, 0.0, 0.6]])
+    mean_p, mean_u = object_confidence(labels, p, 1 - p)
+    assert np.allclose(mean_p, [0.9, 0.6]) and np.allclose(mean_u, [0.1, 0.4])
+
+
+label_images = st.integers(0, 2 ** 31 - 1).map(lambda seed: blobs(seed=seed, size=48, n=6)[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(truth=label_images, seed=st.integers(0, 1000))
+def test_instance_construction_properties(truth, seed):
+    rng = np.random.default_rng(seed)
+    nuclei_p = (truth > 0).astype(np.float32)
+    cell_p = np.clip(nuclei_p + (rng.random(truth.shape) > 0.5) * 0.6, 0, 1).astype(np.float32)
+    objects = segment({"nuclei": nuclei_p, "cells": cell_p}, {"nuclei": 0.5, "cells": 0.5}, InstanceConfig(min_size=1))
+    nuclei, cells, cytoplasm = objects.nuclei, objects.cells, objects.cytoplasm
+    n = int(nuclei.max())
+    # Numbering: 1..n in each set, nothing lost or invented.
+    for labels in (nuclei, cells, cytoplasm):
+        assert set(np.unique(labels)) - {0} == set(range(1, n + 1))
+    # Each nucleus lies inside the cell with its number.
+    inside = nuclei > 0
+    assert np.array_equal(cells[inside], nuclei[inside])
+    # Cytoplasm = cell minus nucleus, apart from the one pixel kept for a fully filled cell.
+    expected = np.where(inside, 0, cells)
+    differs = cytoplasm != expected
+    assert differs.sum() <= n and (cytoplasm[differs] == cells[differs]).all()
+
+
+def test_cytoplasm_keeps_one_pixel_of_a_filled_cell():
+    nuclei = np.zeros((10, 10), np.int32)
+    nuclei[2:5, 2:5] = 1
+    nuclei[6:9, 6:9] = 2
+    cells = nuclei.copy()
+    cells[6:10, 6:10] = 2
+    cytoplasm = cytoplasm_from(cells, nuclei)
+    assert (cytoplasm == 1).sum() == 1 and (cytoplasm == 2).sum() == 7
+
+
+def test_cells_grow_from_nuclei_inside_the_cell_mask():
+    nuclei = np.zeros((30, 60), np.int32)
+    nuclei[10:15, 10:15] = 1
+    nuclei[10:15, 40:45] = 2
+    cell_p = np.zeros((30, 60), np.float32)
+    cell_p[5:20, 5:55] = 0.9
+    cells = cells_from_nuclei(nuclei, cell_p, 0.5)
+    assert set(np.unique(cells)) == {0, 1, 2}
+    assert (cells[5:20, 5:55] > 0).all() and (cells[:5] == 0).all()
+    assert cells[12, 6] == 1 and cells[12, 54] == 2
