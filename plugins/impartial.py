@@ -101,6 +101,7 @@ LOG_EVERY_S = 10.0
 _MODEL_CACHE = {}
 _MODEL_CACHE_MAX = 4
 _CACHE_LOCK = threading.Lock()
+_METADATA_CACHE = {}
 
 
 def _cache_put(key, model):
@@ -687,8 +688,11 @@ References
         from impartial_core.model_io import ModelFileError
 
         try:
-            meta = ImPartialModel.read_metadata(path)
-        except ModelFileError as error:
+            key = _file_key(path)
+            meta = _METADATA_CACHE.get(key)
+            if meta is None:  # validation runs on every edit in the GUI: read each file once
+                meta = _METADATA_CACHE[key] = ImPartialModel.read_metadata(path)
+        except (ModelFileError, OSError) as error:
             raise self._error(error_class, "The model file setting: %s" % error, self.model_file_name)
         count = int(meta.get("channels", {}).get("count", 0))
         names = meta.get("channels", {}).get("names", [])

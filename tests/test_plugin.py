@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("cellprofiler_core")
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
+# One intra-op thread: on a small, busy machine two threads spin against other work and train
+# many times slower; the tests only need a tiny model.
+torch.set_num_threads(1)
 
 
 def shared_data_dir():
@@ -104,7 +107,7 @@ def make_pipeline(module, channels, scribbles=None):
     return pipeline
 
 
-def run_pipeline(pipeline, n_image_sets):
+def run_pipeline(pipeline, n_image_sets, workspaces=None):
     """What Pipeline.run does for one group: prepare_group of every module, then each cycle."""
     measurements = Measurements()
     image_set_list = ImageSetList()
@@ -121,7 +124,10 @@ def run_pipeline(pipeline, n_image_sets):
         measurements.next_image_set(number)
         object_set = ObjectSet()
         for module in pipeline.modules():
-            module.run(Workspace(pipeline, module, measurements, object_set, measurements, image_set_list))
+            workspace = Workspace(pipeline, module, measurements, object_set, measurements, image_set_list)
+            module.run(workspace)
+            if workspaces is not None:
+                workspaces.append(workspace)
         object_sets.append(object_set)
     pipeline.post_group(workspace, {})
     return measurements, object_sets
@@ -246,10 +252,13 @@ def cells_run(tmp_path_factory, data):
                          cytoplasm_value=9, save_probability=True, save_uncertainty=True)
     module.add_channel()
     module.channels[1].image_name.value = "Marker"
+    module.show_window = True  # fills workspace.display_data as for the GUI's display window
     pipeline = make_pipeline(module, {"DNA": images, "Marker": markers}, new_scribbles)
     module.validate_module(pipeline)
-    measurements, object_sets = run_pipeline(pipeline, len(images))
-    return dict(module=module, pipeline=pipeline, measurements=measurements, object_sets=object_sets, folder=folder)
+    workspaces = []
+    measurements, object_sets = run_pipeline(pipeline, len(images), workspaces)
+    return dict(module=module, pipeline=pipeline, measurements=measurements, object_sets=object_sets, folder=folder,
+                workspace=workspaces[-1])
 
 
 def test_cells_contain_their_nuclei(cells_run):
@@ -273,6 +282,17 @@ def test_cells_contain_their_nuclei(cells_run):
         assert np.all(m.get_measurement("Cells", "Children_Cytoplasm_Count", number) == 1)
 
 
+def test_display_data(cells_run, data):
+    workspace = cells_run["workspace"]
+    assert workspace.module is cells_run["module"]
+    d = workspace.display_data
+    assert d.channels.shape == (2, 128, 128)
+    assert d.label_names == ["Nuclei", "Cells", "Cytoplasm"] and len(d.labels) == 3
+    assert sorted(d.tasks) == ["cells", "nuclei"] and len(d.probability) == len(d.uncertainty) == 2
+    assert d.loss_curve.ndim == 2 and d.loss_curve.shape[1] == 2 and len(d.loss_curve) > 0
+    assert set(np.unique(d.scribbles)) <= {0, 1, 2, 3} and (d.scribbles == 3).any()
+
+
 def test_cells_relationships_recorded(cells_run):
     m = cells_run["measurements"]
     module, pipeline = cells_run["module"], cells_run["pipeline"]
@@ -285,6 +305,18 @@ def test_cells_relationships_recorded(cells_run):
         records = m.get_relationships(module.module_num, relationship, parent, child)
         total = sum(m.get_measurement(IMAGE, "Count_%s" % child, n) for n in (1, 2))
         assert len(records) == total
+
+
+def test_plugin_import_does_not_import_torch():
+    import subprocess
+
+    code = ("import sys, cellprofiler_core.preferences as p; p.set_headless(); "
+            "p.set_plugin_directory(sys.argv[1], globally=False); import cellprofiler_core.modules; "
+            "from cellprofiler_core.utilities.core.modules import instantiate_module; "
+            "m = instantiate_module('ImPartial'); assert m.module_name == 'ImPartial'; print('torch' in sys.modules)")
+    plugins = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins")
+    out = subprocess.run([sys.executable, "-c", code, plugins], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
 
 
 def test_cells_columns_and_images(cells_run):
