@@ -28,6 +28,7 @@ ap.add_argument('--budget', default='n100')
 ap.add_argument('--set', nargs='*', default=[])
 ap.add_argument('--width', type=int, default=16)
 ap.add_argument('--thr', type=float, default=None)
+ap.add_argument('--save', default=None)
 args = ap.parse_args()
 kw = {}
 for s in args.set:
@@ -43,6 +44,8 @@ cfg = TrainingConfig(**kw)
 t0 = time.time()
 res = train(imgs, scr, [nuclei_task()], NetworkConfig(1, args.width), cfg,
             progress=lambda p: (p.iteration % 200 == 0) and print(p.iteration, f"{p.elapsed_s:.0f}s", {k: round(v, 4) for k, v in p.losses.items()}, flush=True))
+if args.save:
+    np.savez_compressed(args.save, *[predict_image(res.net, im)['nuclei'].foreground_probability for im in imgs])
 print('trained', res.iterations, f'{res.elapsed_s:.1f}s', res.stopped_because, res.thresholds)
 for split in [False, True]:
     D_, I_, TP, NT, NP = [], [], 0, 0, 0

@@ -125,7 +125,7 @@ class InstanceConfig:
     min_size: int = 20
     fill_holes: bool = True
     split_touching: bool = True
-    split_min_distance: int = 3
+    split_h: float = 1.0
     exclude_border: bool = False
     cell_min_size: int = 20
 

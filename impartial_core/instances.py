@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
+from skimage.morphology import h_maxima
 from skimage.segmentation import clear_border, relabel_sequential, watershed
 
 from .config import InstanceConfig
@@ -44,37 +44,29 @@ def _fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
     return filled
 
 
-def split_touching(mask: np.ndarray, min_distance: int = 3, probability: Optional[np.ndarray] = None) -> np.ndarray:
+def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     """Label a binary mask, splitting touching blobs by a watershed on the distance transform.
 
-    Markers are the maxima of the distance transform at least ``min_distance`` apart (within one
-    component); a smooth probability map, when given, breaks ties between equal distances so the
-    split follows dim valleys between nuclei.
+    Markers are the h-maxima of the (lightly smoothed) distance to the background: a neck between
+    two nuclei splits them when each side is at least ``h`` pixels "thicker" than the neck. On the
+    MIBI example this beat peak_local_max markers and probability-based markers (see README).
     """
-    components, n = ndi.label(mask)
-    if n == 0:
-        return components
-    distance = ndi.distance_transform_edt(mask).astype(np.float32)
-    if probability is not None:
-        distance += 0.5 * probability.astype(np.float32)
-    distance = ndi.gaussian_filter(distance, 1.0)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
-    markers = np.zeros(mask.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    # A component without any peak (too small or flat) keeps one marker of its own.
-    missing = np.setdiff1d(np.arange(1, n + 1), np.unique(components[markers > 0]))
-    if missing.size:
-        centres = ndi.maximum_position(distance, components, missing)
-        for label_index, (y, x) in enumerate(centres, start=len(peaks) + 1):
-            markers[y, x] = label_index
-    return watershed(-distance, markers, mask=mask)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=np.int32)
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
+    markers = ndi.label(h_maxima(distance, h) & mask)[0]
+    labels = watershed(-distance, markers, mask=mask)
+    # Blobs without a marker (thin slivers the smoothing flattened) stay as components of their own.
+    orphans = ndi.label(mask & (labels == 0))[0]
+    labels[orphans > 0] = orphans[orphans > 0] + labels.max()
+    return labels
 
 
 def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
     """Nuclei labels: threshold, (split touching), fill holes, drop small and border objects."""
     mask = probability > threshold
     if config.split_touching:
-        labels = split_touching(mask, config.split_min_distance, probability)
+        labels = split_touching(mask, config.split_h)
     else:
         labels = ndi.label(mask)[0]
     if config.fill_holes:
@@ -140,7 +132,7 @@ def cells_from_probability(
         markers = ndi.label(seeds & mask)[0]
         labels = watershed(-cell_probability.astype(np.float32), markers, mask=mask)
     elif config.split_touching:
-        labels = split_touching(mask, max(config.split_min_distance, 5), cell_probability)
+        labels = split_touching(mask, config.split_h)
     else:
         labels = ndi.label(mask)[0]
     if config.fill_holes:
