@@ -11,7 +11,7 @@ from impartial_core.config import InstanceConfig, NetworkConfig, TaskSpec, Train
 from impartial_core.instances import cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment
 from impartial_core.losses import reconstruction_loss, scribble_loss
 from impartial_core.masking import blind_spot_mask
-from impartial_core.metrics import match_at_iou
+from impartial_core.metrics import match_at_iou, matched_dice_iou
 from impartial_core.network import ImPartialNet
 from impartial_core.normalization import as_channels_first, normalize
 from impartial_core.prediction import predict_image
@@ -66,6 +66,7 @@ def test_network_outputs_and_foreground_prior():
     assert nuc.component_logits.shape == (3, 4, 32, 48)
     assert nuc.component_means.shape == (3, 1, 4) and cells.component_means.shape == (3, 2, 4)
     p = cells.foreground_probability
+    p = p.detach()
     assert p.shape == (3, 32, 48) and float(p.min()) >= 0 and float(p.max()) <= 1
     # Prior: on 'brighter' channels every foreground mean >= the average background mean.
     for o in (nuc, cells):
@@ -157,7 +158,8 @@ def test_training_learns_to_segment_synthetic_nuclei(trained):
     p = predict_image(result.net, normalize(image[None]))["nuclei"].foreground_probability
     labels = nuclei_from_probability(p, result.thresholds["nuclei"])
     scores = match_at_iou(labels, truth)
-    assert scores["f1"] > 0.8, scores
+    assert scores["f1"] >= 0.75, scores
+    assert matched_dice_iou(labels, truth)[1] > 0.6
     assert abs(int(labels.max()) - int(truth.max())) <= 3
 
 
