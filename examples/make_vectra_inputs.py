@@ -6,10 +6,13 @@
 
 Writes, for each ``imageK.tif`` (2 x 400 x 400 float32, channel 0 = PanCK, channel 1 = DAPI):
 
-- ``imageK_PanCK.tif`` and ``imageK_DAPI.tif``: the two channels as separate single-plane float32
-  TIFFs, values unchanged. CellProfiler's NamesAndTypes loads one grey image per name; picking a
-  plane of a multi-plane TIFF depends on the reader (Bio-Formats in CellProfiler 4.2, imageio in
-  CellProfiler 5), so separate files are the robust choice.
+- ``imageK_PanCK.tif`` and ``imageK_DAPI.tif``: the two channels as separate single-plane uint16
+  TIFFs holding round(raw intensity x 1000) (raw values reach 50, so nothing clips).
+  CellProfiler's NamesAndTypes loads one grey image per name; picking a plane of a multi-plane
+  TIFF depends on the reader (Bio-Formats in CellProfiler 4.2, imageio in CellProfiler 5), so
+  separate files are the robust choice. Integer files because the two lines load float TIFFs with
+  values above 1 differently (4.2 keeps the raw values, which then break 8-bit SaveImages of
+  overlays), while both scale uint16 by 1/65535.
 - ``imageK_scribbles.tif``: a uint8 scribble image (0 not annotated, 1 background, 2 nucleus,
   3 cytoplasm) made from the person's whole-cell traces ``imageK_cells.roi.zip``, the way a user
   turns traces into scribbles (see examples/data/README.md for the exact recipe). image3 has no
@@ -33,6 +36,7 @@ from impartial_core.scribbles import read_imagej_rois, rasterize_rois  # noqa: E
 
 DATA = REPO / "examples" / "data" / "vectra_2ch"
 CHANNELS = ("PanCK", "DAPI")
+SCALE = 1000.0  # uint16 channel files hold round(raw x SCALE)
 
 
 def largest_component(mask):
@@ -124,7 +128,9 @@ def main(argv=None):
         image = np.asarray(tifffile.imread(str(path)), np.float32)
         assert image.ndim == 3 and image.shape[0] == 2, (path, image.shape)
         for c, name in enumerate(CHANNELS):
-            tifffile.imwrite(str(data / ("%s_%s.tif" % (stem, name))), image[c])
+            scaled = np.round(image[c].astype(np.float64) * SCALE)
+            assert scaled.max() <= 65535, (path, name, float(image[c].max()))
+            tifffile.imwrite(str(data / ("%s_%s.tif" % (stem, name))), scaled.astype(np.uint16))
         rois = data / ("%s_cells.roi.zip" % stem)
         if rois.is_file():
             cells = rasterize_rois(read_imagej_rois(rois), image.shape[1:])
