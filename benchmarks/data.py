@@ -1,0 +1,121 @@
+"""The benchmark data: MIBI dsDNA nuclei and Vectra 2-channel whole cells (see examples/data/README.md).
+
+The bundled copy under examples/data is used by default (identical to the project's shared data,
+so a clone runs on its own); ``IMPARTIAL_BENCH_DATA`` or ``--data`` points elsewhere.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import tifffile
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+MIBI_IDS = (0, 3, 5, 7)
+VECTRA_IDS = (1, 2)
+
+
+def data_dir(override: Optional[str] = None) -> Path:
+    candidates = [override, os.environ.get("IMPARTIAL_BENCH_DATA"), ROOT / "examples" / "data", "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "mibi_dsdna" / "image0.tif").exists():
+            return Path(candidate)
+    raise FileNotFoundError("benchmark data not found: pass --data DIR (holding mibi_dsdna/ and vectra_2ch/)")
+
+
+@dataclass
+class MibiSet:
+    ids: tuple
+    images: List[np.ndarray]          # (H, W) float32 in [0, 1]
+    truth: List[np.ndarray]           # instance labels
+    scribbles: Dict[str, List[np.ndarray]]  # "n100" / "n200" -> uint8 scribbles (1 bg, 2 nucleus)
+
+
+def load_mibi(directory: Optional[str] = None) -> MibiSet:
+    d = data_dir(directory) / "mibi_dsdna"
+    images = [tifffile.imread(d / f"image{i}.tif").astype(np.float32) for i in MIBI_IDS]
+    truth = [tifffile.imread(d / f"image{i}_nuclei_labels.tif").astype(np.int32) for i in MIBI_IDS]
+    scribbles = {b: [tifffile.imread(d / f"image{i}_scribbles_{b}.tif").astype(np.uint8) for i in MIBI_IDS]
+                 for b in ("n100", "n200")}
+    return MibiSet(MIBI_IDS, images, truth, scribbles)
+
+
+@dataclass
+class VectraImage:
+    id: int
+    image: np.ndarray        # (2, H, W) float32 raw: channel 0 PanCK, channel 1 DAPI
+    traced: np.ndarray       # instance labels of the traced cells (partial annotation)
+    n_rois: int
+    scribbles: np.ndarray    # cell-task scribbles made from the traces (3 inside, 1 ring outside)
+
+
+def load_vectra(directory: Optional[str] = None) -> List[VectraImage]:
+    from impartial_core.scribbles import rasterize_rois, read_imagej_rois, scribbles_from_instances
+
+    d = data_dir(directory) / "vectra_2ch"
+    out = []
+    for i in VECTRA_IDS:
+        image = tifffile.imread(d / f"image{i}.tif").astype(np.float32)
+        rois = read_imagej_rois(d / f"image{i}_cells.roi.zip")
+        traced = rasterize_rois(rois, image.shape[1:])
+        out.append(VectraImage(i, image, traced, len(rois), scribbles_from_instances(traced, task="cells")))
+    return out
+
+
+def machine_description() -> str:
+    """CPU model, logical cores, torch threads, GPU if any: for the header of every results file."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fd:
+            for line in fd:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    parts = [cpu, f"{os.cpu_count()} logical cores"]
+    try:
+        import torch
+
+        parts.append(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        if torch.cuda.is_available():
+            parts.append(torch.cuda.get_device_name(0))
+    except ImportError:
+        pass
+    try:
+        load = os.getloadavg()
+        parts.append(f"load average {load[0]:.1f}")
+    except OSError:
+        pass
+    return "; ".join(parts)
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def fmt(mean: float, std: Optional[float] = None, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return "–"
+    if std is None or np.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

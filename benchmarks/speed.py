@@ -1,0 +1,524 @@
+"""Speed benchmark: training-step throughput, prediction throughput and memory, time to accuracy,
+and the whole CellProfiler pipeline against IdentifyPrimaryObjects.
+
+    python -m benchmarks.speed            # full (~15 min on 2 cores)
+    python -m benchmarks.speed --quick    # smoke version (~3 min)
+    python -m benchmarks.speed --parts steps predict
+
+Writes benchmarks/results/speed.md, speed.json and time_to_accuracy.png (``--out`` elsewhere).
+Timings on a shared machine are noisy: every part prints what it ran so it can be re-run alone.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table
+
+PAPER_BATCH_S_GPU = 1.11   # the paper: one batch of 64 patches of 128^2 in 1.11 s (TensorFlow, GPU)
+PARTS = ("steps", "predict", "tta", "pipeline")
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) training steps
+# ----------------------------------------------------------------------------------------------
+def measure_peak_flops(device: str = "cpu", dtype: str = "float32", seconds: float = 2.0) -> float:
+    """Achievable peak FLOP/s of this device: a large square matmul, repeated for ``seconds``.
+
+    A measured (sgemm / bf16 gemm) peak, not the data-sheet number: fractions of it are fractions
+    of what this machine can actually do under the current load.
+    """
+    import torch
+
+    n = 2048 if device == "cpu" else 8192
+    dt = getattr(torch, dtype)
+    a = torch.randn(n, n, device=device, dtype=dt)
+    b = torch.randn(n, n, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    torch.matmul(a, b)
+    sync()
+    count, start = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b)
+        count += 1
+        if count % 4 == 0:
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed > seconds:
+                break
+    return 2.0 * n ** 3 * count / elapsed
+
+
+def step_flops(width: int, batch: int, patch: int = 128, n_channels: int = 1) -> float:
+    """FLOPs of one training step's forward + backward (convolutions and matmuls), counted by
+    torch.utils.flop_counter.FlopCounterMode on the real network (the optimizer step and the
+    element-wise work are not counted: they are a small share)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from impartial_core.config import NetworkConfig, tasks_for
+    from impartial_core.network import ImPartialNet
+
+    net = ImPartialNet(NetworkConfig(n_channels, width, 2), tasks_for("nuclei", n_channels))
+    x = torch.randn(batch, n_channels, patch, patch)
+    with FlopCounterMode(display=False) as counter:
+        out = net(x)["nuclei"]
+        loss = out.component_logits.float().mean() + out.component_means.mean()
+        loss.backward()
+    return float(counter.get_total_flops())
+
+
+def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, device: str = "cpu",
+                        mixed_precision: bool = True, patch: int = 128, mibi=None) -> Dict:
+    """Seconds per real training iteration (patch sampling, blind-spot masking, forward, both losses,
+    backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps."""
+    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
+    from impartial_core.normalization import normalize
+    from impartial_core.training import train
+
+    mibi = mibi or load_mibi()
+    elapsed: Dict[int, float] = {}
+    config = TrainingConfig(batch_size=batch, patch_size=patch, max_iterations=warmup + steps + 1, eval_every=10 ** 6,
+                            time_budget_s=1e9, device=device, mixed_precision=mixed_precision, patience=10 ** 6)
+    train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
+          NetworkConfig(1, width, 2), config, progress=lambda p: elapsed.__setitem__(p.iteration, p.elapsed_s))
+    per_step = [elapsed[i] - elapsed[i - 1] for i in range(warmup + 1, warmup + steps + 1)]
+    return {"width": width, "batch": batch, "patch": patch, "steps_timed": steps, "s_per_step": float(np.median(per_step)),
+            "step_times": per_step, "device": device, "mixed_precision": mixed_precision}
+
+
+def run_steps(args, log=print) -> Dict:
+    import torch
+
+    from impartial_core.config import NetworkConfig, TrainingConfig
+
+    mibi = load_mibi(args.data)
+    steps = 2 if args.quick else 5
+    rows = []
+    # The peak is measured before and after the step timings and the higher kept: on a shared
+    # machine a single measurement can fall in a busy moment and inflate the fractions.
+    peaks = [measure_peak_flops("cpu", "float32", 1.0 if args.quick else 3.0)]
+    log(f"  CPU fp32 matmul peak (measured): {peaks[0] / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} torch threads")
+    width, batch = NetworkConfig().width, TrainingConfig().batch_size
+    configs = [("paper (depth 2, 64 filters)", 64, 8, 64), (f"default (depth 2, {width} filters)", width, batch, batch)]
+    timings = []
+    for name, width, batch, report_batch in configs:
+        timing = time_training_steps(width, batch, steps, warmup=1 if args.quick else 2, device="cpu", mibi=mibi)
+        timings.append((name, width, batch, report_batch, timing))
+        log(f"  {name}, batch {batch}: {timing['s_per_step']:.3f} s/step (median of {steps}; "
+            f"steps {', '.join(f'{t:.2f}' for t in timing['step_times'])})")
+    peaks.append(measure_peak_flops("cpu", "float32", 1.0 if args.quick else 3.0))
+    peak = max(peaks)
+    log(f"  CPU fp32 matmul peak measured again: {peaks[1] / 1e9:.1f} GFLOP/s; using {peak / 1e9:.1f}")
+    for name, width, batch, report_batch, timing in timings:
+        flops = step_flops(width, batch)
+        scale = report_batch / batch
+        rows.append(dict(config=name, device="cpu", dtype="fp32", timed_batch=batch, batch=report_batch,
+                         s_per_step=timing["s_per_step"] * scale, measured_s_per_step=timing["s_per_step"],
+                         step_times=timing["step_times"], flops_per_step=flops * scale,
+                         patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
+                         peak_tflops=peak / 1e12, fraction_of_peak=flops / timing["s_per_step"] / peak, scaled=scale != 1))
+    if torch.cuda.is_available():
+        gpu_peak = {"bf16": measure_peak_flops("cuda", "bfloat16"), "fp32": measure_peak_flops("cuda", "float32")}
+        for name, width, batch in [("paper (depth 2, 64 filters)", 64, 64), (configs[1][0], configs[1][1], configs[1][2])]:
+            for mp in (True, False):
+                timing = time_training_steps(width, batch, 20, warmup=5, device="cuda", mixed_precision=mp, mibi=mibi)
+                flops = step_flops(width, batch)
+                p = gpu_peak["bf16" if mp else "fp32"]
+                rows.append(dict(config=name, device=torch.cuda.get_device_name(0), dtype="bf16 autocast" if mp else "fp32",
+                                 timed_batch=batch, batch=batch, s_per_step=timing["s_per_step"],
+                                 measured_s_per_step=timing["s_per_step"], flops_per_step=flops,
+                                 patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
+                                 peak_tflops=p / 1e12, fraction_of_peak=flops / timing["s_per_step"] / p, scaled=False))
+    return {"rows": rows, "cpu_peak_flops": peak, "cpu_peaks": peaks}
+
+
+def steps_table(data: Dict, peak_note: Optional[str] = None) -> str:
+    header = ["configuration", "device", "precision", "batch of 128²", "s / step", "patches / s", "GFLOP / step",
+              "achieved TFLOP/s", "fraction of peak"]
+    rows = []
+    for r in data["rows"]:
+        batch = f"{r['batch']}" + (f" (timed at {r['timed_batch']}, ×{r['batch'] // r['timed_batch']})" if r["scaled"] else "")
+        rows.append([r["config"], r["device"], r["dtype"], batch, f"{r['s_per_step']:.3f}", f"{r['patches_per_s']:.1f}",
+                     f"{r['flops_per_step'] / 1e9:.1f}", f"{r['tflops']:.3f}", f"{r['fraction_of_peak']:.1%}"])
+    peak_note = peak_note or (
+        f"Peak: measured throughput of a 2048² fp32 matmul in the same run, before and after the steps, the higher kept "
+        f"({data['cpu_peak_flops'] / 1e9:.1f} GFLOP/s on CPU), not the data-sheet figure; on a busy machine both can be "
+        "low, so a fraction can even exceed 100%.")
+    return ("### Training-step throughput\n\n" + markdown_table(header, rows)
+            + "\n\nA step is one real training iteration of `impartial_core.training.train` (patch sampling, blind-spot "
+              "masking, forward, both losses, backward, Adam) on MIBI n100, median over the timed steps after warm-up. Rows "
+              "marked ×N were timed at a smaller batch and scaled linearly (the paper's batch of 64 is too slow to time on "
+              "2 cores). FLOPs: forward + backward counted by torch.utils.flop_counter (optimizer and element-wise work "
+              f"not counted). {peak_note} Paper: {PAPER_BATCH_S_GPU} s per batch of 64 (TensorFlow, GPU).")
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) prediction throughput and peak memory (one subprocess per size)
+# ----------------------------------------------------------------------------------------------
+def peak_rss_kb() -> int:
+    """Peak resident set of this process in kB: VmHWM from /proc (Linux), else ru_maxrss.
+
+    ru_maxrss alone misleads in a subprocess: Linux keeps the parent's high-water mark across
+    fork + exec, so a child of a big benchmark process would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as fd:
+            for line in fd:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    peak = peak_rss_kb()
+    return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
+
+
+def _predict_worker(size: int, repeats: int, width: int, device: str) -> None:
+    """Runs in a fresh process: times ``ImPartialModel.predict`` and reports the peak resident set."""
+    import torch
+
+    from impartial_core.config import NetworkConfig, tasks_for
+    from impartial_core.model import ImPartialModel
+    from impartial_core.network import ImPartialNet
+
+    torch.manual_seed(0)
+    model = ImPartialModel(ImPartialNet(NetworkConfig(1, width, 2), tasks_for("nuclei", 1)).eval(), {"nuclei": 0.5})
+    tile = load_mibi().images[0]
+    image = np.tile(tile, (size // tile.shape[0] + 1, size // tile.shape[1] + 1))[:size, :size].copy()
+    baseline = peak_rss_kb()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        maps = model.predict(image, device=device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        del maps
+    peak = peak_rss_kb()
+    gpu_peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
+    print(json.dumps({"size": size, "times": times, "baseline_rss_kb": baseline, "peak_rss_kb": peak,
+                      "gpu_peak_bytes": gpu_peak, "threads": torch.get_num_threads()}))
+
+
+def run_predict(args, log=print, devices: Optional[Sequence[str]] = None) -> Dict:
+    import torch
+
+    devices = devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    rows = []
+    for device in devices:
+        for size in args.sizes:
+            repeats = 1 if args.quick or size > 2048 else 3
+            command = [sys.executable, "-m", "benchmarks.speed", "--_predict-worker", str(size), str(repeats),
+                       str(args.width), device]
+            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+            if result.returncode != 0:
+                log(f"  prediction {size}² on {device} failed:\n{result.stderr[-2000:]}")
+                rows.append({"size": size, "device": device, "error": result.stderr[-500:]})
+                continue
+            data = json.loads(result.stdout.strip().splitlines()[-1])
+            best = min(data["times"])
+            row = dict(size=size, device=device, seconds=best, median_s=float(np.median(data["times"])),
+                       megapixels_per_s=size * size / 1e6 / best, peak_rss_gb=data["peak_rss_kb"] / 1024 ** 2,
+                       baseline_rss_gb=data["baseline_rss_kb"] / 1024 ** 2, gpu_peak_gb=data["gpu_peak_bytes"] / 1024 ** 3,
+                       repeats=repeats, threads=data["threads"])
+            log(f"  predict {size}² on {device}: {best:.2f} s, {row['megapixels_per_s']:.2f} MP/s, "
+                f"peak RSS {row['peak_rss_gb']:.2f} GB")
+            rows.append(row)
+    return {"rows": rows, "width": args.width}
+
+
+def predict_table(data: Dict) -> str:
+    header = ["image", "device", "seconds", "MP / s", "peak resident memory", "of which before predicting", "GPU peak"]
+    rows = []
+    for r in data["rows"]:
+        if "error" in r:
+            rows.append([f"{r['size']}²", r["device"], "failed", "", "", "", ""])
+            continue
+        rows.append([f"{r['size']}²", r["device"], f"{r['seconds']:.2f}" + (f" (best of {r['repeats']})" if r["repeats"] > 1 else ""),
+                     f"{r['megapixels_per_s']:.2f}", f"{r['peak_rss_gb']:.2f} GB", f"{r['baseline_rss_gb']:.2f} GB",
+                     f"{r['gpu_peak_gb']:.2f} GB" if r["device"] != "cpu" else "–"])
+    goals = []
+    for r in data["rows"]:
+        if r.get("device") == "cpu" and r.get("size") == 2048 and "seconds" in r:
+            goals.append(f"2048² under 10 s: {r['seconds']:.1f} s **{'pass' if r['seconds'] < 10 else 'FAIL'}**")
+        if r.get("device") == "cpu" and r.get("size") == 8192 and "peak_rss_gb" in r:
+            goals.append(f"8192² peak memory under 3 GB: {r['peak_rss_gb']:.2f} GB **{'pass' if r['peak_rss_gb'] < 3 else 'FAIL'}**")
+    return ("### Prediction throughput and peak memory\n\n" + markdown_table(header, rows)
+            + f"\n\n`ImPartialModel.predict` (normalisation, tiled prediction with blending, probability + uncertainty maps) "
+              f"of a single-channel float32 image (MIBI image 0 tiled), default-width model (width {data['width']}, untrained: "
+              "speed does not depend on the weights), each size in a fresh process; peak resident memory = high-water mark of that "
+              "process (VmHWM; Python, torch, the image and the output maps included). Instances (`segment`) are not included."
+            + ("\n\nGoals: " + "; ".join(goals) if goals else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# (c) time to accuracy
+# ----------------------------------------------------------------------------------------------
+def run_tta(args, log=print, reuse: Optional[Dict[float, Dict]] = None) -> Dict:
+    """Separate trainings with time budgets (TrainingConfig(time_budget_s=B, max_iterations=10**6)),
+    each scored on MIBI n100 like the accuracy benchmark."""
+    import torch
+
+    from benchmarks.accuracy import impartial_mibi
+
+    from impartial_core.config import TrainingConfig
+
+    mibi = load_mibi(args.data)
+    points = []
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for budget in args.tta_budgets:
+            if device == "cpu" and reuse and budget in reuse:
+                summary = reuse[budget]
+                log(f"  budget {budget:.0f} s: reused from the accuracy run")
+            else:
+                config = TrainingConfig(seed=0, time_budget_s=float(budget), max_iterations=10 ** 6, device=device)
+                summary = impartial_mibi(mibi, "n100", config, log=lambda m: log("  budget %.0f s:%s" % (budget, m[11:])))["summary"]
+            points.append(dict(device=device, budget_s=budget, train_s=summary["train_s"], iterations=summary.get("iterations"),
+                               **{k: summary[k] for k in ("pixel_f1", "auc", "mdice", "miou", "f1_iou50", "ap_iou50")}))
+    plot_tta(points, Path(args.out) / "time_to_accuracy.png", args.baseline_f1)
+    return {"points": points}
+
+
+def plot_tta(points: List[Dict], path: Path, baseline_f1: Optional[Dict[str, float]] = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"mdice": ("mDICE", "o-"), "miou": ("mIOU", "s-"), "f1_iou50": ("F1@IoU0.5", "^-"), "pixel_f1": ("pixel F1", "d--")}
+    for device in sorted({p["device"] for p in points}):
+        pts = sorted((p for p in points if p["device"] == device), key=lambda p: p["train_s"])
+        for key, (label, style) in styles.items():
+            ax.plot([p["train_s"] for p in pts], [p[key] for p in pts], style, label=f"{label} ({device})")
+    ax.axvline(300, color="black", ls=":", lw=0.8)
+    ax.set_xlim(left=0)
+    ax.axhline(0.72, color="grey", ls=":", lw=1)
+    ax.text(ax.get_xlim()[0], 0.722, " goal mDICE 0.72", color="grey", fontsize=8, va="bottom")
+    ax.axhline(0.60, color="grey", ls=":", lw=1)
+    ax.text(ax.get_xlim()[0], 0.602, " goal mIOU 0.60", color="grey", fontsize=8, va="bottom")
+    for name, value in (baseline_f1 or {}).items():
+        ax.axhline(value, color="red", ls="--", lw=0.8)
+        ax.text(ax.get_xlim()[1], value, f"{name} F1@IoU0.5 ", color="red", fontsize=8, ha="right", va="bottom")
+    ax.set_xlabel("training time (s), default settings, separate run per time budget")
+    ax.set_ylabel("score on MIBI n100 (4 training images)")
+    ax.set_title("ImPartial time to accuracy")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tta_table(data: Dict) -> str:
+    header = ["device", "time budget (s)", "trained (s)", "iterations", "pixel F1", "AUC", "mDICE", "mIOU", "F1@IoU0.5", "AP@IoU0.5"]
+    rows = [[p["device"], f"{p['budget_s']:.0f}", f"{p['train_s']:.0f}", str(p["iterations"])]
+            + [fmt(p[k]) for k in ("pixel_f1", "auc", "mdice", "miou", "f1_iou50", "ap_iou50")] for p in data["points"]]
+    return ("### Time to accuracy (MIBI n100, default settings, seed 0)\n\n" + markdown_table(header, rows)
+            + "\n\nOne training per time budget (`TrainingConfig(time_budget_s=B, max_iterations=10**6)`; training may stop "
+              "earlier when the validation loss stops improving). Curve: `time_to_accuracy.png`.")
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) whole CellProfiler pipeline
+# ----------------------------------------------------------------------------------------------
+def _build_pipelines_worker(folder: str, model_path: str) -> None:
+    """Runs in a fresh process (the plugin folder must be set before CellProfiler fills its module
+    table): writes impartial.cppipe and identifyprimaryobjects.cppipe into ``folder``."""
+    import cellprofiler_core.preferences as prefs
+
+    prefs.set_headless()
+    prefs.set_plugin_directory(str(ROOT / "plugins"), globally=False)
+    import cellprofiler_core.modules  # noqa: F401  fills the module table, loads the plugin
+    from cellprofiler_core.pipeline import Pipeline
+    from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME
+    from cellprofiler_core.setting.text import Directory
+    from cellprofiler_core.utilities.core.modules import instantiate_module
+
+    from benchmarks import baselines
+
+    def pipeline_with(segmenter):
+        pipeline = Pipeline()
+        pipeline.init_modules()
+        nat = [m for m in pipeline.modules() if m.module_name == "NamesAndTypes"][0]
+        nat.assignment_method.value = "All images"
+        nat.single_image_provider.value = "DNA"
+        for module in [segmenter, instantiate_module("ExportToSpreadsheet")]:
+            module.set_module_num(len(pipeline.modules()) + 1)
+            pipeline.add_module(module)
+        export = pipeline.modules()[-1]
+        export.wants_overwrite_without_warning.value = True
+        return pipeline
+
+    impartial = instantiate_module("ImPartial")
+    impartial.channels[0].image_name.value = "DNA"
+    impartial.segment_choice.value = "Nuclei"
+    impartial.nuclei_name.value = "Nuclei"
+    impartial.model_mode.value = "Use a saved model"
+    impartial.model_directory.value = Directory.static_join_string(ABSOLUTE_FOLDER_NAME, str(Path(model_path).parent))
+    impartial.model_file_name.value = Path(model_path).name
+    ipo = baselines._ipo_module(baselines._cellprofiler(), baselines.MIBI_IPO_SETTINGS, "DNA", "Nuclei")
+    for name, segmenter in (("impartial", impartial), ("identifyprimaryobjects", ipo)):
+        with open(Path(folder) / f"{name}.cppipe", "w") as fd:
+            pipeline_with(segmenter).dump(fd)
+
+
+_LOG_LINE = re.compile(r"Image # (\d+), module (\S+) # (\d+): CPU_time = ([\d.]+) secs, Wall_time = ([\d.]+) secs")
+
+
+def run_pipeline(args, log=print) -> Dict:
+    """Headless ``cellprofiler -c -r`` on the same image sets with each pipeline, in the same run."""
+    import tifffile
+
+    from impartial_core.config import TrainingConfig, tasks_for
+    from impartial_core.model import ImPartialModel
+
+    work = Path(tempfile.mkdtemp(prefix="impartial_bench_"))
+    try:
+        mibi = load_mibi(args.data)
+        budget = 10.0 if args.quick else 30.0
+        model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
+                                     config=TrainingConfig(time_budget_s=budget))
+        model_path = work / "model" / "impartial_model.safetensors"
+        model_path.parent.mkdir()
+        model.save(model_path)
+        images = work / "images"
+        images.mkdir()
+        size, n_sets = (min(args.pipeline_size, 1024) if args.quick else args.pipeline_size), (2 if args.quick else 4)
+        for i, im in enumerate(mibi.images[:n_sets]):
+            reps = size // im.shape[0] + 1
+            tifffile.imwrite(images / f"mibi{i}.tif", np.tile(im, (reps, reps))[:size, :size].astype(np.float32))
+        subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_build-pipelines", str(work), str(model_path)],
+                       cwd=ROOT, check=True, capture_output=True, text=True)
+        cellprofiler = shutil.which("cellprofiler", path=str(Path(sys.executable).parent)) or "cellprofiler"
+        rows = []
+        for name in ("identifyprimaryobjects", "impartial"):
+            out = work / f"out_{name}"
+            command = [cellprofiler, "-c", "-r", "-p", str(work / f"{name}.cppipe"), "-i", str(images), "-o", str(out),
+                       "-e", "imageio_reader", "--plugins-directory", str(ROOT / "plugins"), "-L", "20"]
+            start = time.perf_counter()
+            result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=3600)
+            wall = time.perf_counter() - start
+            text = result.stdout + result.stderr
+            per_set: Dict[int, float] = {}
+            per_module: Dict[str, List[float]] = {}
+            for image, module, number, cpu, module_wall in _LOG_LINE.findall(text):
+                per_set[int(image)] = per_set.get(int(image), 0.0) + float(module_wall)
+                per_module.setdefault(f"{int(number):02d} {module}", []).append(float(module_wall))
+            if result.returncode != 0 or not per_set:
+                log(f"  cellprofiler with {name} failed (rc {result.returncode}):\n{text[-3000:]}")
+                rows.append({"pipeline": name, "error": text[-1000:]})
+                continue
+            sets = [per_set[k] for k in sorted(per_set)]
+            row = dict(pipeline=name, n_sets=len(sets), wall_s=wall, first_set_s=sets[0],
+                       later_sets_s=float(np.mean(sets[1:])) if len(sets) > 1 else float("nan"),
+                       per_module_s={k: float(np.mean(v)) for k, v in per_module.items()}, size=size)
+            log(f"  {name}: {wall:.1f} s in all for {len(sets)} image sets of {size}²; first set {sets[0]:.2f} s, "
+                f"later sets {row['later_sets_s']:.2f} s each")
+            rows.append(row)
+        return {"rows": rows, "model_training_s": budget, "size": size}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pipeline_table(data: Dict) -> str:
+    header = ["pipeline", "image sets", "s / image set (after the first)", "first image set (s)",
+              "segmentation module s / set", "whole run incl. start-up (s)"]
+    rows = []
+    for r in data["rows"]:
+        if "error" in r:
+            rows.append([r["pipeline"], "failed", "", "", "", ""])
+            continue
+        segment = [v for k, v in r["per_module_s"].items() if k.split(" ", 1)[1] in ("ImPartial", "IdentifyPrimaryObjects")]
+        rows.append(["ImPartial (saved model)" if r["pipeline"] == "impartial" else "IdentifyPrimaryObjects",
+                     str(r["n_sets"]), f"{r['later_sets_s']:.2f}", f"{r['first_set_s']:.2f}",
+                     f"{segment[0]:.2f}" if segment else "–", f"{r['wall_s']:.1f}"])
+    return (f"### Whole CellProfiler pipeline (headless, {data['size']}² single-channel image sets)\n\n"
+            + markdown_table(header, rows)
+            + "\n\nPipelines: Images, Metadata, NamesAndTypes, Groups, then ImPartial (\"Use a saved model\", nuclei) or "
+              "IdentifyPrimaryObjects (the accuracy benchmark's settings), then ExportToSpreadsheet (object counts); run with `cellprofiler -c -r -e imageio_reader -L 20` one after the other in the "
+              "same benchmark run. Seconds per image set = sum of the modules' wall times that CellProfiler logs; the "
+              "first set includes loading the model. The model was trained for "
+              f"{data['model_training_s']:.0f} s on MIBI n100 for this (its accuracy is irrelevant here; speed is not).")
+
+
+# ----------------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="ImPartial speed benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smoke version: fewer steps, sizes up to 2048, short budgets")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=None, help="prediction sizes (default 512 2048 8192)")
+    parser.add_argument("--tta-budgets", nargs="+", type=float, default=None,
+                        help="time budgets (s) for the time-to-accuracy curve (default 30 60 120 180 300)")
+    parser.add_argument("--width", type=int, default=None, help="network width for prediction (default: NetworkConfig default)")
+    parser.add_argument("--pipeline-size", type=int, default=2048, help="image side of the pipeline image sets")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--_predict-worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--_build-pipelines", nargs=2, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Dict[float, Dict]] = None,
+         baseline_f1: Optional[Dict[str, float]] = None) -> Dict:
+    from impartial_core.config import NetworkConfig
+
+    from benchmarks.accuracy import header_lines
+
+    args = build_parser().parse_args(argv)
+    if args._predict_worker:
+        size, repeats, width, device = args._predict_worker
+        _predict_worker(int(size), int(repeats), int(width), device)
+        return {}
+    if args._build_pipelines:
+        _build_pipelines_worker(*args._build_pipelines)
+        return {}
+    args.sizes = args.sizes or ([512, 2048] if args.quick else [512, 2048, 8192])
+    args.tta_budgets = args.tta_budgets or ([10.0, 20.0] if args.quick else [30.0, 60.0, 120.0, 180.0, 300.0])
+    args.width = args.width or NetworkConfig().width
+    args.baseline_f1 = baseline_f1
+    command = "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:])
+    results: Dict = {"command": command, "quick": args.quick}
+    sections = ["## Speed", header_lines(command)]
+    start = time.perf_counter()
+    runners = {"steps": (lambda: run_steps(args, log), steps_table),
+               "predict": (lambda: run_predict(args, log), predict_table),
+               "tta": (lambda: run_tta(args, log, reuse_tta), tta_table),
+               "pipeline": (lambda: run_pipeline(args, log), pipeline_table)}
+    for part in PARTS:
+        if part not in args.parts:
+            continue
+        log(f"speed: {part} ...")
+        results[part] = runners[part][0]()
+        sections.append(runners[part][1](results[part]))
+    results["elapsed_s"] = time.perf_counter() - start
+    text = "\n\n".join(sections)
+    log("\n" + text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.md").write_text(text + "\n")
+    (out / "speed.json").write_text(json.dumps(results, indent=1, default=str))
+    log(f"\nwrote {out / 'speed.md'} and speed.json ({results['elapsed_s']:.0f} s)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
