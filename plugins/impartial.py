@@ -1135,7 +1135,10 @@ class _ProgressReporter:
                 if wx.GetApp() is not None and wx.IsMainThread():
                     self.dialog = wx.ProgressDialog(
                         "#%d: ImPartial" % module_num, "Training the ImPartial model…", maximum=1000,
-                        style=wx.PD_APP_MODAL | wx.PD_CAN_ABORT | wx.PD_ELAPSED_TIME | wx.PD_REMAINING_TIME)
+                        # PD_AUTO_HIDE: without it the dialog turns modal when the maximum is reached
+                        # and waits for the user to click "Close" before the pipeline goes on.
+                        style=wx.PD_APP_MODAL | wx.PD_AUTO_HIDE | wx.PD_CAN_ABORT | wx.PD_ELAPSED_TIME
+                        | wx.PD_REMAINING_TIME)
         except Exception:  # no wx, no display: log lines only
             self.dialog = None
 
