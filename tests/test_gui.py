@@ -1,0 +1,395 @@
+"""ImPartial in the CellProfiler 5 GUI, under Xvfb: menu entry, settings panel, one image set in test mode.
+
+CellProfiler 5 only (the 4.2 venv has no wxPython): skipped when IMPARTIAL_CP_LINE=cp42, or when
+xvfb-run, ImageMagick's ``import`` or wx are missing.
+
+How: ``scripts/gui_launcher.py`` (config preset, wx float->int patches of CellProfiler's own
+widgets) starts the GUI on a copy of ``pipelines/nuclei_mibi.cppipe`` with a short training, under
+``xvfb-run``. A ``sitecustomize.py`` put on PYTHONPATH for that process only runs a hook inside the
+GUI process once the main window exists (wx.CallLater chain, in the GUI thread):
+
+1. opens *Add Modules*, checks that ImPartial is listed under "Object Processing" (the dialog's own
+   module table, built from CellProfiler's module registry), selects it there;
+2. adds two image files to the file list, selects ImPartial in the pipeline and checks that its
+   settings panel was built (setting controls present);
+3. starts test mode (ImPartial trains in ``prepare_group``) and steps the first image set through
+   ImPartial and the measurement modules; reads the test-mode measurements (Count_Nuclei,
+   ImPartial's confidence) and the objects made;
+4. takes screenshots with ``import -window root`` (retried: Xvfb here drops some new X
+   connections), writes a JSON status file, and exits.
+
+Screenshots: out/screenshots/gui_impartial.png (main window, ImPartial selected, test mode),
+gui_impartial_add_modules.png, gui_impartial_figure.png (the module's display window).
+
+Test-only patches of CellProfiler 5.0.0.dev784's own bugs (the product does not rely on them):
+the launcher's wx float->int patches, and matplotlib.cm.get_cmap (removed in matplotlib 3.9,
+still called by CellProfiler's figure code for every label display).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import helpers_cp as H
+
+pytestmark = [
+    pytest.mark.skipif(H.cp_line() != "cp5", reason="the GUI test needs CellProfiler 5 (the 4.2 venv is headless)"),
+    pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed"),
+    pytest.mark.skipif(shutil.which("import") is None, reason="ImageMagick's import is not installed"),
+]
+
+SCREENSHOTS = H.REPO / "out" / "screenshots"
+TIMEOUT_S = 300
+
+SITECUSTOMIZE = r'''
+import os, sys
+# Debian's own sitecustomize (if any) still runs
+try:
+    import importlib.util as _u
+    for _p in sys.path[1:]:
+        _f = os.path.join(_p, "sitecustomize.py")
+        if os.path.isfile(_f) and os.path.dirname(os.path.abspath(__file__)) != os.path.abspath(_p):
+            _s = _u.spec_from_file_location("_orig_sitecustomize", _f)
+            _s.loader.exec_module(_u.module_from_spec(_s))
+            break
+except Exception:
+    pass
+if os.environ.get("_CP_GUI_CHILD") and os.environ.get("IMPARTIAL_GUI_HOOK"):
+    import runpy, threading
+    threading.Thread(target=lambda: runpy.run_path(os.environ["IMPARTIAL_GUI_HOOK"], run_name="__hook__"),
+                     daemon=True).start()
+'''
+
+HOOK = r'''
+"""Runs in CellProfiler's GUI process (started from a daemon thread by sitecustomize)."""
+import json, os, subprocess, sys, time, traceback
+
+CONFIG = json.load(open(os.environ["IMPARTIAL_GUI_HOOK_CONFIG"]))
+STATUS = {"steps": [], "errors": []}
+
+
+def save_status():
+    with open(CONFIG["status"] + ".tmp", "w") as fd:
+        json.dump(STATUS, fd, indent=1, default=str)
+    os.replace(CONFIG["status"] + ".tmp", CONFIG["status"])
+
+
+def log(message):
+    STATUS["steps"].append("%.1f %s" % (time.monotonic() - T0, message))
+    save_status()
+
+
+def screenshot(path):
+    for attempt in range(8):
+        if subprocess.run(["import", "-window", "root", path], stderr=subprocess.DEVNULL).returncode == 0 \
+                and os.path.exists(path):
+            return True
+        time.sleep(0.5)
+    STATUS["errors"].append("screenshot failed: %s" % path)
+    return False
+
+
+def finish(code=0):
+    STATUS["done"] = True
+    save_status()
+    os._exit(code)
+
+
+T0 = time.monotonic()
+
+# CellProfiler 5.0.0.dev784's figure code calls matplotlib.cm.get_cmap, removed in matplotlib 3.9
+# (the cp5 venv pins 3.11.2): every label display (IdentifyPrimaryObjects' too) raises
+# AttributeError in an error dialog. CellProfiler's bug, patched here for the test only, like the
+# launcher's wx patches; the product does not depend on it.
+import matplotlib, matplotlib.cm
+if not hasattr(matplotlib.cm, "get_cmap"):
+    def _get_cmap(name=None, lut=None):
+        cmap = matplotlib.colormaps[name or matplotlib.rcParams["image.cmap"]]
+        return cmap.resampled(lut) if lut is not None else cmap
+    matplotlib.cm.get_cmap = _get_cmap
+    STATUS["patched"] = ["matplotlib.cm.get_cmap"]
+
+
+def watchdog():
+    # a modal error dialog (or a hang) must not leave the test waiting: report and leave
+    STATUS["errors"].append("watchdog: the GUI hook did not finish in %s s" % CONFIG["watchdog_s"])
+    screenshot(CONFIG["screenshot"].replace(".png", "-watchdog.png"))
+    finish(1)
+
+
+import threading
+_timer = threading.Timer(CONFIG["watchdog_s"], watchdog)
+_timer.daemon = True
+_timer.start()
+# wait for the main window (wx imported, App and its frame made)
+while True:
+    wx = sys.modules.get("wx")
+    app = wx.GetApp() if wx is not None and hasattr(wx, "GetApp") else None
+    if app is not None and getattr(app, "frame", None) is not None:
+        break
+    if time.monotonic() - T0 > 120:
+        STATUS["errors"].append("no CellProfiler main window after 120 s")
+        finish(1)
+    time.sleep(0.5)
+log("main window exists")
+
+
+def guarded(fn):
+    def wrapper(*args):
+        try:
+            fn(*args)
+        except Exception:
+            STATUS["errors"].append(traceback.format_exc())
+            try:
+                screenshot(CONFIG["screenshot"].replace(".png", "-error.png"))
+            finally:
+                finish(1)
+    return wrapper
+
+
+def parts():
+    frame = wx.GetApp().frame
+    return (frame, frame._CPFrame__pipeline, frame._CPFrame__pipeline_controller,
+            frame._CPFrame__pipeline_list_view, frame._CPFrame__module_view)
+
+
+@guarded
+def step_add_modules():
+    frame, pipeline, controller, list_view, module_view = parts()
+    frame.SetPosition((0, 0))  # no window manager under Xvfb: size it to the screen
+    frame.SetSize((1600, 1000))
+    controller.open_add_modules()
+    dialog = controller._PipelineController__add_module_frame
+    table = dialog._AddModuleFrame__module_dict
+    STATUS["categories"] = {category: sorted(names) for category, names in table.items()}
+    # CellProfiler 5 shows plugins as "\U0001f9e9 ImPartial" (puzzle-piece prefix); 4.2 by name
+    STATUS["impartial_category"] = [c for c, names in table.items() if c != "All"
+                                    and any(n.split()[-1] == "ImPartial" for n in names)]
+    STATUS["impartial_in_all"] = any(n.split()[-1] == "ImPartial" for n in table.get("All", {}))
+    # show it selected in the dialog, as a user would see it
+    categories = dialog._AddModuleFrame__module_files
+    box = dialog._AddModuleFrame__module_categories_list_box
+    if "Object Processing" in categories:
+        box.SetSelection(categories.index("Object Processing"))
+        dialog._AddModuleFrame__on_category_selected(None)
+        modules_box = dialog._AddModuleFrame__module_list_box
+        items = [i.split()[-1] if i.split() else i for i in modules_box.GetItems()]
+        if "ImPartial" in items:
+            modules_box.SetSelection(items.index("ImPartial"))
+    log("add modules dialog: ImPartial in %s" % STATUS["impartial_category"])
+    wx.CallLater(2000, step_screenshot_add_modules)
+
+
+@guarded
+def step_screenshot_add_modules():
+    screenshot(CONFIG["screenshot"].replace(".png", "_add_modules.png"))
+    frame, pipeline, controller, list_view, module_view = parts()
+    controller._PipelineController__add_module_frame.Hide()
+    pipeline.add_pathnames_to_file_list(CONFIG["files"])
+    STATUS["modules"] = [m.module_name for m in pipeline.modules()]
+    impartial = [m for m in pipeline.modules() if m.module_name == "ImPartial"][0]
+    list_view.select_one_module(impartial.module_num)
+    log("files added; ImPartial selected")
+    wx.CallLater(2000, step_settings_panel)
+
+
+@guarded
+def step_settings_panel():
+    frame, pipeline, controller, list_view, module_view = parts()
+    panel = module_view.module_panel
+    texts = []
+
+    def walk(window):
+        for child in window.GetChildren():
+            if isinstance(child, wx.StaticText) and child.GetLabel().strip():
+                texts.append(child.GetLabel().strip())
+            walk(child)
+    walk(panel)
+    STATUS["settings_labels"] = texts
+    STATUS["settings_panel_module"] = getattr(module_view.get_current_module(), "module_name", None) \
+        if hasattr(module_view, "get_current_module") else None
+    log("settings panel: %d labels" % len(texts))
+    wx.CallLater(500, step_test_mode)
+
+
+@guarded
+def step_test_mode():
+    frame, pipeline, controller, list_view, module_view = parts()
+    log("starting test mode (ImPartial trains in prepare_group)")
+    started = controller.start_debugging() if list_view.reset_debug_module() is not None else False
+    STATUS["test_mode_started"] = bool(started)
+    log("test mode started: %s" % started)
+    if not started:
+        finish(1)
+    wx.CallLater(500, step_run, 0)
+
+
+@guarded
+def step_run(count):
+    frame, pipeline, controller, list_view, module_view = parts()
+    module = controller.current_debug_module()
+    if module is not None and module.module_name in CONFIG["run_modules"] and count < 20:
+        ok = controller.do_step(module)
+        log("ran %s in test mode: %s" % (module.module_name, ok))
+        if not ok:
+            STATUS["errors"].append("test mode step failed at %s" % module.module_name)
+            finish(1)
+        controller.next_debug_module()
+        wx.CallLater(300, step_run, count + 1)
+        return
+    m = controller._PipelineController__debug_measurements
+    objects = controller._PipelineController__debug_object_set
+    STATUS["image_set_number"] = m.image_set_number
+    STATUS["measurements"] = {
+        "Count_Nuclei": m.get_current_image_measurement("Count_Nuclei"),
+        "ImPartial_Threshold_Nuclei": m.get_current_image_measurement("ImPartial_Threshold_Nuclei"),
+        "Nuclei_ImPartial_MeanForegroundProbability": [float(x) for x in m.get_current_measurement(
+            "Nuclei", "ImPartial_MeanForegroundProbability")],
+        "Nuclei_AreaShape_Area": [float(x) for x in m.get_current_measurement("Nuclei", "AreaShape_Area")],
+    }
+    STATUS["object_names"] = list(objects.get_object_names())
+    STATUS["windows"] = [w.GetTitle() for w in wx.GetTopLevelWindows() if w.IsShown()]
+    list_view.select_one_module([x for x in pipeline.modules() if x.module_name == "ImPartial"][0].module_num)
+    log("first image set done")
+    wx.CallLater(2500, step_screenshots)
+
+
+@guarded
+def step_screenshots():
+    frame, pipeline, controller, list_view, module_view = parts()
+    figures = [w for w in wx.GetTopLevelWindows() if w.IsShown() and "ImPartial" in w.GetTitle()]
+    for w in wx.GetTopLevelWindows():
+        if w.IsShown() and w is not frame:
+            w.Lower()
+    frame.Raise()
+    wx.Yield()
+    time.sleep(1.0)
+    screenshot(CONFIG["screenshot"])
+    if figures:
+        figures[0].Raise()
+        figures[0].SetSize((1200, 900))
+        wx.Yield()
+        time.sleep(1.5)
+        screenshot(CONFIG["screenshot"].replace(".png", "_figure.png"))
+    log("screenshots taken")
+    finish(0)
+
+
+wx.CallAfter(lambda: wx.CallLater(int(CONFIG.get("settle_ms", 3000)), step_add_modules))
+'''
+
+
+def _wx_available():
+    python = H.REPO / ".venv" / "bin" / "python"
+    return subprocess.run([str(python), "-c", "import wx"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def gui_run(tmp_path_factory):
+    if not _wx_available():
+        pytest.skip("wxPython is not importable in .venv")
+    tmp = tmp_path_factory.mktemp("gui")
+    inputs = H.write_mibi_crops(tmp / "in", crop=(slice(0, 160), slice(0, 160)))
+    out = tmp / "out"
+    out.mkdir()
+    pipeline, problems = H.load_pipeline(H.PIPELINES / "nuclei_mibi.cppipe")
+    assert not problems
+    impartial = H.module(pipeline, "ImPartial")
+    H.set_values(impartial, **dict(H.FAST_TRAINING, time_budget=15.0, max_iterations=60))
+    impartial.model_directory.value = H.absolute_folder(out)
+    impartial.show_window = True  # the module's display window opens in test mode
+    path = H.write_pipeline(pipeline, tmp / "gui.cppipe")
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    hook_dir = tmp / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (hook_dir / "impartial_gui_hook.py").write_text(HOOK)
+    status = tmp / "status.json"
+    config = {
+        "status": str(status),
+        "screenshot": str(SCREENSHOTS / "gui_impartial.png"),
+        "files": sorted(str(p) for p in inputs.glob("*.tif")),
+        "watchdog_s": TIMEOUT_S - 60,
+        "run_modules": ["ImPartial", "MeasureObjectSizeShape", "MeasureObjectIntensity", "OverlayOutlines"],
+    }
+    (tmp / "config.json").write_text(json.dumps(config))
+    env = H.cellprofiler_env()
+    env.update(PYTHONPATH=os.pathsep.join([str(hook_dir), env["PYTHONPATH"]]),
+               IMPARTIAL_GUI_HOOK=str(hook_dir / "impartial_gui_hook.py"),
+               IMPARTIAL_GUI_HOOK_CONFIG=str(tmp / "config.json"))
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", str(H.REPO / ".venv" / "bin" / "python"),
+               str(H.REPO / "scripts" / "gui_launcher.py"), "--home", str(tmp / "home"),
+               "--plugins-directory", str(H.PLUGINS), "-p", str(path), "-o", str(out),
+               "-e", "imageio_reader"]  # TIFF via imageio (Bio-Formats would download its jars)
+    start = time.monotonic()
+    with open(tmp / "gui.log", "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(H.REPO),
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            if proc.poll() is None:  # our own process group only (xvfb-run, Xvfb, launcher, GUI)
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    seconds = time.monotonic() - start
+    print("GUI run: %.0f s, exit %s" % (seconds, rc))
+    result = json.loads(status.read_text()) if status.exists() else {}
+    return {"status": result, "rc": rc, "log": (tmp / "gui.log").read_text(errors="replace"), "seconds": seconds}
+
+
+def _explain(run):
+    return "status: %s\nlog:\n%s" % (json.dumps(run["status"], indent=1, default=str)[:4000], H.tail(run["log"], 60))
+
+
+def test_gui_lists_impartial_under_object_processing(gui_run):
+    status = gui_run["status"]
+    assert status, "the GUI hook wrote no status (exit %s)\n%s" % (gui_run["rc"], _explain(gui_run))
+    assert status.get("impartial_category") == ["Object Processing"], _explain(gui_run)
+    assert "IdentifyPrimaryObjects" in status["categories"]["Object Processing"]  # the same list as CP's own
+    assert status.get("impartial_in_all")
+
+
+def test_gui_settings_panel_builds(gui_run):
+    status = gui_run["status"]
+    assert "settings_labels" in status, _explain(gui_run)
+    labels = " | ".join(status["settings_labels"])
+    for text in ("Select a channel image", "What do you want to segment?", "Model",
+                 "Select the scribble image", "Training time budget"):
+        assert text in labels, (text, labels)
+
+
+def test_gui_test_mode_runs_one_image_set(gui_run):
+    status = gui_run["status"]
+    assert status.get("test_mode_started"), _explain(gui_run)
+    assert not status.get("errors"), _explain(gui_run)
+    assert status.get("done"), _explain(gui_run)
+    m = status["measurements"]
+    assert status["image_set_number"] == 1
+    assert "Nuclei" in status["object_names"]
+    count = int(m["Count_Nuclei"])
+    assert 10 <= count <= 300, count  # 160 x 160 crop of image0: ~45 nuclei in the ground truth
+    assert len(m["Nuclei_ImPartial_MeanForegroundProbability"]) == count == len(m["Nuclei_AreaShape_Area"])
+    assert 0 < float(m["ImPartial_Threshold_Nuclei"]) < 1
+    assert any("ImPartial" in title for title in status["windows"]), status["windows"]
+
+
+def test_gui_screenshot_written(gui_run):
+    shot = SCREENSHOTS / "gui_impartial.png"
+    assert shot.is_file() and shot.stat().st_size > 20000, _explain(gui_run)
+    # not a blank screen: many distinct colours
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1600, 1000)
+    assert len(image.getcolors(maxcolors=1 << 20) or []) > 200
