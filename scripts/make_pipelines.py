@@ -1,15 +1,19 @@
 #!/usr/bin/env python
 """Build the shared CellProfiler pipelines in pipelines/ with cellprofiler_core itself.
 
-    .venv-cp42/bin/python scripts/make_pipelines.py            # what the repository ships
-    .venv-cp42/bin/python scripts/make_pipelines.py --check    # + load each file in both venvs
+    python3 scripts/make_pipelines.py              # build with .venv (CP 5), check in both venvs
+    .venv/bin/python scripts/make_pipelines.py --line cp5 --out DIR    # build only, into DIR
 
 CellProfiler writes every file (``Pipeline.dump``), nothing is typed by hand, so module revisions
-and setting values are exactly what CellProfiler expects. The shipped files are saved by
-CellProfiler **4.2** (run this script with ``.venv-cp42/bin/python``): CellProfiler 5 loads 4.2
-pipelines and upgrades their settings, but 4.2 cannot load files saved by 5 (newer module
-revisions, e.g. Images 3, Metadata 7, NamesAndTypes 9). ``--check`` loads every file in each
-venv that exists and fails on any load warning or error.
+and setting values are exactly what CellProfiler expects.
+
+Which CellProfiler saves them (decided by testing, see pipelines/README.md): **CellProfiler 5**.
+Files saved by 5.0.0.dev784 load without any warning in both 4.2.8.1 and 5, and 4.2 reads every
+setting as it would save it itself (checked here: load in 4.2, save, compare with 4.2's own build
+of the same pipeline: identical). Files saved by 4.2 load in 5 with the same settings but with a
+logged warning ("Your pipeline version is 4281 but you are running CellProfiler version 500").
+The check (default after building) fails on any load error or logged warning in either line and on
+any difference in the 4.2 comparison. Without .venv the files are saved by 4.2 instead.
 
 Pipelines (all read the bundled data in examples/data; run headless with
 ``cellprofiler -c -r -p PIPELINE -i INPUT_FOLDER -o OUTPUT_FOLDER --plugins-directory plugins``,
