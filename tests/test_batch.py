@@ -56,6 +56,7 @@ def batch_run(tmp_path_factory):
     result["timings"]["create_batch"] = seconds
     if not (out / "Batch_data.h5").is_file():
         return result
+    result["csv_after_create"] = sorted(p.name for p in out.glob("Apply_*.csv"))
 
     time.sleep(0.05)  # a model rewrite would show in the mtime
     start = time.monotonic()
@@ -86,8 +87,9 @@ def test_batch_file_written(batch_run):
     import h5py
 
     assert h5py.is_hdf5(str(out / "Batch_data.h5"))
-    # CreateBatchFiles stops the run after writing the batch file: nothing was processed
-    assert not list(out.glob("Apply_*.csv")) or batch_run.get("worker_logs")
+    # CreateBatchFiles stops the run after writing the batch file: no image set was processed
+    assert batch_run["csv_after_create"] == [], batch_run["csv_after_create"]
+    assert "ImPartial: training on" not in batch_run["create_log"]
 
 
 def test_workers_do_not_train(batch_run):
