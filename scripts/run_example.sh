@@ -40,7 +40,7 @@ echo "    (ImPartial first trains for up to 3 minutes, or reuses the model an ea
     $OUT; progress about every 10 s; full log: $LOG)"
 START=$(date +%s)
 set +e
-"$VENV/bin/cellprofiler" -c -r -p "$PIPELINE" -i "$INPUT" -o "$OUT" --plugins-directory plugins "${EXTRA[@]}" \
+PYTHONUNBUFFERED=1 "$VENV/bin/cellprofiler" -c -r -p "$PIPELINE" -i "$INPUT" -o "$OUT" --plugins-directory plugins "${EXTRA[@]}" \
     > "$LOG" 2>&1 &
 CP_PID=$!
 trap 'kill $CP_PID 2>/dev/null' INT TERM
