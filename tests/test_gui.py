@@ -22,8 +22,8 @@ Screenshots: out/screenshots/gui_impartial.png (main window, ImPartial selected,
 gui_impartial_add_modules.png, gui_impartial_figure.png (the module's display window).
 
 Test-only patches of CellProfiler 5.0.0.dev784's own bugs (the product does not rely on them):
-the launcher's wx float->int patches, and matplotlib.cm.get_cmap (removed in matplotlib 3.9,
-still called by CellProfiler's figure code for every label display).
+the launcher's wx float->int patches. (CellProfiler 5's figure code also needs matplotlib < 3.9,
+which the cp5 environment pins.)
 """
 import json
 import os
@@ -102,17 +102,10 @@ def finish(code=0):
 
 T0 = time.monotonic()
 
-# CellProfiler 5.0.0.dev784's figure code calls matplotlib.cm.get_cmap, removed in matplotlib 3.9
-# (the cp5 venv pins 3.11.2): every label display (IdentifyPrimaryObjects' too) raises
-# AttributeError in an error dialog. CellProfiler's bug, patched here for the test only, like the
-# launcher's wx patches; the product does not depend on it.
-import matplotlib, matplotlib.cm
-if not hasattr(matplotlib.cm, "get_cmap"):
-    def _get_cmap(name=None, lut=None):
-        cmap = matplotlib.colormaps[name or matplotlib.rcParams["image.cmap"]]
-        return cmap.resampled(lut) if lut is not None else cmap
-    matplotlib.cm.get_cmap = _get_cmap
-    STATUS["patched"] = ["matplotlib.cm.get_cmap"]
+# CellProfiler 5.0.0.dev784's figure code calls matplotlib.cm.get_cmap, removed in matplotlib 3.9:
+# scripts/constraints-cp5.txt pins matplotlib 3.8.4 so label displays work; fail loudly otherwise.
+import matplotlib.cm
+assert hasattr(matplotlib.cm, "get_cmap"), "matplotlib >= 3.9 breaks CellProfiler 5's label displays"
 
 
 def watchdog():
