@@ -62,19 +62,21 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     return labels
 
 
-def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
-    """Nuclei labels: threshold, (split touching), fill holes, drop small and border objects."""
-    mask = probability > threshold
-    if config.split_touching:
-        labels = split_touching(mask, config.split_h)
-    else:
-        labels = ndi.label(mask)[0]
+def _clean_up(labels: np.ndarray, config: InstanceConfig, min_size: int) -> np.ndarray:
+    """Fill holes, drop small (and, if asked, border) objects, number 1..n."""
     if config.fill_holes:
         labels = _fill_holes_per_object(labels)
-    labels = _remove_small(labels, config.min_size)
+    labels = _remove_small(labels, min_size)
     if config.exclude_border:
         labels = clear_border(labels)
     return relabel_sequential(labels)[0].astype(np.int32)
+
+
+def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
+    """Nuclei labels: threshold, (split touching), fill holes, drop small and border objects."""
+    mask = probability > threshold
+    labels = split_touching(mask, config.split_h) if config.split_touching else ndi.label(mask)[0]
+    return _clean_up(labels, config, config.min_size)
 
 
 def cells_from_nuclei(
@@ -135,12 +137,7 @@ def cells_from_probability(
         labels = split_touching(mask, config.split_h)
     else:
         labels = ndi.label(mask)[0]
-    if config.fill_holes:
-        labels = _fill_holes_per_object(labels)
-    labels = _remove_small(labels, config.cell_min_size)
-    if config.exclude_border:
-        labels = clear_border(labels)
-    return relabel_sequential(labels)[0].astype(np.int32)
+    return _clean_up(labels, config, config.cell_min_size)
 
 
 @dataclass
