@@ -1,0 +1,124 @@
+"""Make the README's figures from the bundled data.
+
+    .venv/bin/python docs/make_figures.py [--model out/example/impartial_model.safetensors]
+
+- docs/results_mibi.png: a MIBI image, its scribbles, ImPartial's nuclei against the ground truth,
+  and the uncertainty map (the model of `bash scripts/run_example.sh`, or one trained here for 60 s).
+- docs/scribble_routes.png: the ways scribbles get made: a Fiji ROI zip of traced cells, a paint
+  image (RGB), and a label image with other values, each next to the scribbles it becomes.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tifffile  # noqa: E402
+from skimage.segmentation import find_boundaries  # noqa: E402
+
+from impartial_core import scribbles as sc  # noqa: E402
+from impartial_core.config import TrainingConfig, tasks_for  # noqa: E402
+from impartial_core.metrics import evaluate_image  # noqa: E402
+from impartial_core.model import ImPartialModel  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "examples" / "data"
+COLOURS = np.array([[0, 0, 0], [40, 120, 255], [255, 60, 60], [60, 220, 60]], np.uint8)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image, [1, 99.8])
+    g = np.clip((image - lo) / max(hi - lo, 1e-9), 0, 1)
+    return np.dstack([g, g, g])
+
+
+def with_scribbles(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
+    rgb = grey(image)
+    rgb[scribbles > 0] = COLOURS[scribbles[scribbles > 0]] / 255.0
+    return rgb
+
+
+def results_figure(model_path: Path, out: Path) -> None:
+    image = tifffile.imread(DATA / "mibi_dsdna" / "image0.tif")
+    scribbles = tifffile.imread(DATA / "mibi_dsdna" / "image0_scribbles_n100.tif")
+    truth = tifffile.imread(DATA / "mibi_dsdna" / "image0_nuclei_labels.tif")
+    if model_path.is_file():
+        model = ImPartialModel.load(model_path)
+    else:
+        images = [tifffile.imread(DATA / "mibi_dsdna" / f"image{i}.tif") for i in (0, 3, 5, 7)]
+        scribble_images = [tifffile.imread(DATA / "mibi_dsdna" / f"image{i}_scribbles_n100.tif") for i in (0, 3, 5, 7)]
+        model = ImPartialModel.train(images, scribble_images, tasks_for("nuclei", 1), config=TrainingConfig(time_budget_s=60))
+    maps = model.predict(image)
+    nuclei = model.segment(maps).nuclei
+    scores = evaluate_image(maps["nuclei"].foreground_probability, nuclei, truth)
+    outlines = grey(image)
+    outlines[find_boundaries(truth, mode="inner")] = (0.2, 1.0, 0.2)
+    outlines[find_boundaries(nuclei, mode="inner")] = (1.0, 0.9, 0.0)
+    panels = [
+        (grey(image), "MIBI dsDNA (image 0)"),
+        (with_scribbles(image, scribbles), "scribbles (blue background, red nuclei)"),
+        (outlines, f"ImPartial (yellow) vs truth (green)\nF1@0.5 {scores['f1_iou50']:.2f}, mDICE {scores['mdice']:.2f}"),
+        (maps["nuclei"].uncertainty, "uncertainty: where to scribble next"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, (panel, title) in zip(axes, panels):
+        ax.imshow(panel, cmap="magma" if panel.ndim == 2 else None)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    print(f"wrote {out}")
+
+
+def routes_figure(out: Path) -> None:
+    vectra = tifffile.imread(DATA / "vectra_2ch" / "image1.tif")
+    rois = sc.read_imagej_rois(DATA / "vectra_2ch" / "image1_cells.roi.zip")
+    traced = sc.rasterize_rois(rois, vectra.shape[1:])
+    from_rois = sc.scribbles_from_instances(traced, task="cells")
+    composite = grey(vectra[1]) * 0.6
+    composite[..., 0] += 0.4 * grey(vectra[0])[..., 0]
+    traced_view = composite.copy()
+    traced_view[find_boundaries(traced, mode="inner")] = (1.0, 1.0, 0.0)
+
+    mibi = tifffile.imread(DATA / "mibi_dsdna" / "image0.tif")[100:260, 100:260]
+    truth = tifffile.imread(DATA / "mibi_dsdna" / "image0_nuclei_labels.tif")[100:260, 100:260]
+    painted = (grey(mibi) * 255).astype(np.uint8)
+    strokes = sc.simulate_scribbles([truth], budget=8, seed=1)[0]
+    painted[strokes == sc.NUCLEUS] = (255, 0, 0)
+    painted[strokes == sc.BACKGROUND] = (0, 0, 255)
+    from_rgb = sc.scribbles_from_rgb(painted)
+    napari_like = np.select([from_rgb == 1, from_rgb == 2], [7, 9], 0).astype(np.uint8)
+    from_labels = sc.remap_scribbles(napari_like, {7: 1, 9: 2})
+
+    panels = [
+        (traced_view, "Fiji ROI Manager zip: traced cells\n(Vectra image 1, PanCK red, DAPI grey)"),
+        (with_scribbles(vectra[1], from_rois), "--from-rois: skeleton + inner contour = cell (green),\nring outside = background (blue)"),
+        (painted, "paint program (RGB): red nucleus,\nblue background, green cytoplasm"),
+        (with_scribbles(mibi, from_rgb), "--from-rgb: the same strokes as\nscribble values 2 (nucleus), 1 (background)"),
+        (napari_like * 25, "napari Labels layer saved as TIFF\n(values 7 and 9)"),
+        (with_scribbles(mibi, from_labels), "--from-labels --remap 7:1,9:2"),
+    ]
+    fig, axes = plt.subplots(1, 6, figsize=(24, 4.6))
+    for ax, (panel, title) in zip(axes, panels):
+        ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=70)
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=REPO / "out" / "example" / "impartial_model.safetensors")
+    args = parser.parse_args()
+    results_figure(args.model, REPO / "docs" / "results_mibi.png")
+    routes_figure(REPO / "docs" / "scribble_routes.png")
+
+
+if __name__ == "__main__":
+    main()
