@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from benchmarks import baselines
-from benchmarks.data import (RESULTS, fmt, git_revision, load_mibi, load_vectra, machine_description, markdown_table)
+from benchmarks.data import (RESULTS, fmt, git_revision, load_mibi, load_vectra, machine_description, markdown_table,
+                             write_results)
 
 METRICS = ("pixel_f1", "auc", "mdice", "miou", "f1_iou50", "ap_iou50")
 METRIC_NAMES = ("pixel F1", "AUC", "mDICE", "mIOU", "F1@IoU0.5", "AP@IoU0.5")
@@ -374,10 +373,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
     results["elapsed_s"] = time.perf_counter() - start
     text = render(results, command)
     log("\n" + text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "accuracy.md").write_text(text + "\n")
-    (out / "accuracy.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    out = write_results(args.out, "accuracy", text, results, default=_json_default).parent
     log(f"\nwrote {out / 'accuracy.md'} and accuracy.json ({results['elapsed_s']:.0f} s)")
     return results
 

@@ -14,8 +14,6 @@ ground truth while choosing). The chosen values are the defaults below.
 """
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

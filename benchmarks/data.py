@@ -5,6 +5,7 @@ so a clone runs on its own); ``IMPARTIAL_BENCH_DATA`` or ``--data`` points elsew
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -119,3 +120,12 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_results(out: str, stem: str, text: str, results: dict, default=str) -> Path:
+    """Write ``<stem>.md`` (the tables) and ``<stem>.json`` (the raw numbers) into ``out``."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.md").write_text(text + "\n")
+    (folder / f"{stem}.json").write_text(json.dumps(results, indent=1, default=default))
+    return folder / f"{stem}.md"

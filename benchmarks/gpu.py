@@ -14,7 +14,6 @@ Writes benchmarks/results/gpu.md and gpu.json, and time_to_accuracy_gpu.png.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Optional, Sequence
 
 from benchmarks import speed
 from benchmarks.accuracy import GOALS, header_lines, impartial_mibi
-from benchmarks.data import RESULTS, fmt, load_mibi, markdown_table
+from benchmarks.data import RESULTS, load_mibi, write_results
 
 TTA_BUDGETS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 
@@ -94,10 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results["elapsed_s"] = time.perf_counter() - start
     text = "\n\n".join(sections)
     print("\n" + text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.md").write_text(text + "\n")
-    (out / "gpu.json").write_text(json.dumps(results, indent=1, default=str))
+    out = write_results(args.out, "gpu", text, results).parent
     print(f"\nwrote {out / 'gpu.md'} ({results['elapsed_s']:.0f} s)")
     return 0
 

@@ -11,9 +11,7 @@ Timings on a shared machine are noisy: every part prints what it ran so it can b
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table
+from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table, write_results
 
 PAPER_BATCH_S_GPU = 1.11   # the paper: one batch of 64 patches of 128^2 in 1.11 s (TensorFlow, GPU)
 PARTS = ("steps", "predict", "tta", "pipeline")
@@ -181,8 +179,6 @@ def peak_rss_kb() -> int:
                     return int(line.split()[1])
     except OSError:
         pass
-    import resource
-
     peak = peak_rss_kb()
     return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
 
@@ -512,10 +508,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Di
     results["elapsed_s"] = time.perf_counter() - start
     text = "\n\n".join(sections)
     log("\n" + text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.md").write_text(text + "\n")
-    (out / "speed.json").write_text(json.dumps(results, indent=1, default=str))
+    out = write_results(args.out, "speed", text, results).parent
     log(f"\nwrote {out / 'speed.md'} and speed.json ({results['elapsed_s']:.0f} s)")
     return results
 

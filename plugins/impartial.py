@@ -874,7 +874,7 @@ References
 
     def train_or_load(self, images, scribbles):
         from impartial_core.config import to_dict, tasks_for
-        from impartial_core.model import ImPartialModel, training_fingerprint
+        from impartial_core.model import training_fingerprint
         from impartial_core.normalization import as_channels_first
 
         n_channels = images[0].shape[0]

@@ -13,7 +13,6 @@ Asserts: the batch file exists; each worker's CSV has the same nuclei (count and
 single training run; no worker trained (no training line in their logs, each logs loading the
 model file, the model file's mtime and size unchanged, no backup model written).
 """
-import os
 import time
 
 import numpy as np

@@ -9,7 +9,6 @@ Run:  .venv/bin/python -m pytest tests/test_plugin.py
       .venv-cp42/bin/python -m pytest tests/test_plugin.py
 """
 import io
-import logging
 import os
 import sys
 

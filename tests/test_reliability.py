@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig, nuclei_task, tasks_for
+from impartial_core.config import NetworkConfig, TrainingConfig, nuclei_task, tasks_for
 from impartial_core.model import ImPartialModel
 from impartial_core.model_io import ModelFileError
 from impartial_core.network import ImPartialNet
