@@ -69,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     n_channels = images[0].shape[0]
     tasks = tasks_for(args.task, n_channels, args.nuclear_channel)
     model_path = Path(args.model)
+    # model.save refuses too; checking first spares minutes of training that could not be saved.
     if model_path.exists() and not args.overwrite:
         raise CliError(f"the model file {model_path} already exists; use --overwrite to replace it")
     start_from = ImPartialModel.load(args.fine_tune) if args.fine_tune else None

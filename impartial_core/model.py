@@ -19,7 +19,7 @@ from . import __version__
 from .config import (InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, from_dict, task_from_dict, to_dict)
 from .devices import resolve_device
 from .instances import Objects, segment
-from .model_io import ModelFileError, read_model_file, write_model_file
+from .model_io import ModelFileError, read_model_file, read_model_metadata, write_model_file
 from .network import ImPartialNet
 from .normalization import HIGH_PERCENTILE, LOW_PERCENTILE, as_channels_first, normalize
 from .prediction import TaskMaps, predict_image
@@ -79,8 +79,7 @@ class ImPartialModel:
         network = network or NetworkConfig(n_channels=n_channels)
         if network.n_channels != n_channels:
             raise ValueError(f"the network expects {network.n_channels} channel(s) but the images have {n_channels}")
-        fingerprint = training_fingerprint(channels_first, scribbles, network, config,
-                                           {"tasks": [to_dict(t) for t in tasks], "start_from": start_from.fingerprint if start_from else ""})
+        fingerprint = cls.fingerprint_for(channels_first, scribbles, tasks, network, config, start_from)
         result = train([normalize(im) for im in channels_first], list(scribbles), tasks, network, config, progress, initial_state)
         last = result.history[-1] if result.history else {}
         summary = {
@@ -95,6 +94,17 @@ class ImPartialModel:
             "fine_tuned_from": start_from.fingerprint if start_from else None,
         }
         return cls(result.net.cpu(), result.thresholds, tuple(channel_names), config, fingerprint, summary)
+
+    @staticmethod
+    def fingerprint_for(
+        images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], tasks: Sequence[TaskSpec],
+        network: NetworkConfig, config: TrainingConfig, start_from: Optional["ImPartialModel"] = None,
+    ) -> str:
+        """The fingerprint ``train`` would give a model of these inputs: the cache key of callers
+        that want to reuse a model file instead of training again."""
+        channels_first = [as_channels_first(im) for im in images]
+        return training_fingerprint(channels_first, scribbles, network, config, {
+            "tasks": [to_dict(t) for t in tasks], "start_from": start_from.fingerprint if start_from else ""})
 
     # ------------------------------------------------------------------ properties
     @property
@@ -175,5 +185,5 @@ class ImPartialModel:
 
     @staticmethod
     def read_metadata(path: os.PathLike) -> Dict[str, Any]:
-        """Only the metadata (cheap check of a file before loading it)."""
-        return read_model_file(path)[1]
+        """Only the metadata (cheap check of a file before loading it: the weights are not read)."""
+        return read_model_metadata(path)

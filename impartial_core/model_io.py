@@ -77,6 +77,15 @@ def write_model_file(path: os.PathLike, state: Dict[str, torch.Tensor], metadata
 
 def read_model_file(path: os.PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     """Read (state dict, metadata) from a model file, refusing anything that is not one."""
+    return _read(path, with_weights=True)
+
+
+def read_model_metadata(path: os.PathLike) -> Dict[str, Any]:
+    """Read only the metadata of a model file (the weights stay on disk), with the same checks."""
+    return _read(path, with_weights=False)[1]
+
+
+def _read(path: os.PathLike, with_weights: bool) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -85,7 +94,7 @@ def read_model_file(path: os.PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[st
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()} if with_weights else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ModelFileError(
             f"{path} is not a readable ImPartial model file (expected safetensors; the file may be truncated, "

@@ -873,8 +873,8 @@ References
         return numpy.stack(arrays), first
 
     def train_or_load(self, images, scribbles):
-        from impartial_core.config import to_dict, tasks_for
-        from impartial_core.model import training_fingerprint
+        from impartial_core.config import tasks_for
+        from impartial_core.model import ImPartialModel
         from impartial_core.normalization import as_channels_first
 
         n_channels = images[0].shape[0]
@@ -885,23 +885,20 @@ References
             start_from = self.load_model(self.model_path())
             network = start_from.net.network
         channels_first = [as_channels_first(im) for im in images]
-        fingerprint = training_fingerprint(
-            channels_first, scribbles, network, training,
-            {"tasks": [to_dict(t) for t in tasks], "start_from": start_from.fingerprint if start_from else ""})
+        fingerprint = ImPartialModel.fingerprint_for(channels_first, scribbles, tasks, network, training, start_from)
         path = self.output_model_path()
         model = _cache_get(("trained", fingerprint))
-        if model is not None and os.path.isfile(path) and self._file_fingerprint(path) == fingerprint:
+        file_matches = os.path.isfile(path) and self._file_fingerprint(path) == fingerprint
+        if model is not None and file_matches:
             LOGGER.info("ImPartial: using the model trained earlier in this session (%s)", fingerprint[:12])
             return model
-        if os.path.isfile(path) and self._file_fingerprint(path) == fingerprint:
+        if file_matches:
             model = self.load_model(path, self.fine_tuned_file_name if self.model_mode == MODE_FINE_TUNE else self.model_file_name)
             LOGGER.info("ImPartial: %s holds a model trained on these images, scribbles and settings: not training", path)
             _cache_put(("trained", fingerprint), model)
             return model
         if model is None:
             model = self.train(channels_first, scribbles, tasks, network, training, start_from)
-            if model.fingerprint != fingerprint:  # the library and this module must agree on the key
-                LOGGER.warning("ImPartial: the trained model's fingerprint differs from the expected one")
             _cache_put(("trained", model.fingerprint), model)
         self.save_model(model, path)
         return model
