@@ -61,16 +61,16 @@ def measure_peak_flops(device: str = "cpu", dtype: str = "float32", seconds: flo
 
 def step_flops(width: int, batch: int, patch: int = 128, n_channels: int = 1) -> float:
     """FLOPs of one training step's forward + backward (convolutions and matmuls), counted by
-    torch.utils.flop_counter.FlopCounterMode on the real network (the optimizer step and the
-    element-wise work are not counted: they are a small share)."""
+    torch.utils.flop_counter.FlopCounterMode on the real network, on the meta device (shapes only,
+    nothing computed). The optimizer step and the element-wise work are not counted: a small share."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from impartial_core.config import NetworkConfig, tasks_for
     from impartial_core.network import ImPartialNet
 
-    net = ImPartialNet(NetworkConfig(n_channels, width, 2), tasks_for("nuclei", n_channels))
-    x = torch.randn(batch, n_channels, patch, patch)
+    net = ImPartialNet(NetworkConfig(n_channels, width, 2), tasks_for("nuclei", n_channels)).to("meta")
+    x = torch.randn(batch, n_channels, patch, patch, device="meta")
     with FlopCounterMode(display=False) as counter:
         out = net(x)["nuclei"]
         loss = out.component_logits.float().mean() + out.component_means.mean()
@@ -79,9 +79,10 @@ def step_flops(width: int, batch: int, patch: int = 128, n_channels: int = 1) ->
 
 
 def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, device: str = "cpu",
-                        mixed_precision: bool = True, patch: int = 128, mibi=None) -> Dict:
+                        mixed_precision: bool = True, patch: int = 128, mibi=None, compile_network: bool = False) -> Dict:
     """Seconds per real training iteration (patch sampling, blind-spot masking, forward, both losses,
-    backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps."""
+    backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps
+    (the median of the timed steps; ``first_step_s`` holds the first, compiling, step)."""
     from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
     from impartial_core.normalization import normalize
     from impartial_core.training import train
@@ -89,12 +90,13 @@ def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, dev
     mibi = mibi or load_mibi()
     elapsed: Dict[int, float] = {}
     config = TrainingConfig(batch_size=batch, patch_size=patch, max_iterations=warmup + steps + 1, eval_every=10 ** 6,
-                            time_budget_s=1e9, device=device, mixed_precision=mixed_precision, patience=10 ** 6)
+                            time_budget_s=1e9, device=device, mixed_precision=mixed_precision, patience=10 ** 6,
+                            compile_network=compile_network)
     train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
           NetworkConfig(1, width, 2), config, progress=lambda p: elapsed.__setitem__(p.iteration, p.elapsed_s))
     per_step = [elapsed[i] - elapsed[i - 1] for i in range(warmup + 1, warmup + steps + 1)]
     return {"width": width, "batch": batch, "patch": patch, "steps_timed": steps, "s_per_step": float(np.median(per_step)),
-            "step_times": per_step, "device": device, "mixed_precision": mixed_precision}
+            "step_times": per_step, "first_step_s": elapsed[1], "device": device, "mixed_precision": mixed_precision}
 
 
 def run_steps(args, log=print) -> Dict:
@@ -128,18 +130,6 @@ def run_steps(args, log=print) -> Dict:
                          step_times=timing["step_times"], flops_per_step=flops * scale,
                          patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
                          peak_tflops=peak / 1e12, fraction_of_peak=flops / timing["s_per_step"] / peak, scaled=scale != 1))
-    if torch.cuda.is_available():
-        gpu_peak = {"bf16": measure_peak_flops("cuda", "bfloat16"), "fp32": measure_peak_flops("cuda", "float32")}
-        for name, width, batch in [("paper (depth 2, 64 filters)", 64, 64), (configs[1][0], configs[1][1], configs[1][2])]:
-            for mp in (True, False):
-                timing = time_training_steps(width, batch, 20, warmup=5, device="cuda", mixed_precision=mp, mibi=mibi)
-                flops = step_flops(width, batch)
-                p = gpu_peak["bf16" if mp else "fp32"]
-                rows.append(dict(config=name, device=torch.cuda.get_device_name(0), dtype="bf16 autocast" if mp else "fp32",
-                                 timed_batch=batch, batch=batch, s_per_step=timing["s_per_step"],
-                                 measured_s_per_step=timing["s_per_step"], flops_per_step=flops,
-                                 patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
-                                 peak_tflops=p / 1e12, fraction_of_peak=flops / timing["s_per_step"] / p, scaled=False))
     return {"rows": rows, "cpu_peak_flops": peak, "cpu_peaks": peaks}
 
 

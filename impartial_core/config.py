@@ -105,6 +105,9 @@ class TrainingConfig:
     patience: int = 8
     device: str = "auto"
     mixed_precision: bool = True
+    # torch.compile the network: about a minute of compiling first, then faster steps. Pays off
+    # only for long trainings on a GPU (see benchmarks/results/gpu.md).
+    compile_network: bool = False
 
     def __post_init__(self) -> None:
         if self.patch_size < 16 or self.patch_size % 4:

@@ -82,16 +82,19 @@ class PatchSampler:
     """Draws augmented patch batches, about ``scribble_bias`` of them centred near a scribble.
 
     Images smaller than a patch are mirror-padded (their padding carries no scribbles). The 8
-    rotations/flips are applied per sample. All randomness comes from one numpy Generator, so a
-    seed reproduces the batches.
+    rotations/flips are applied per sample. The positions and views are drawn by one numpy
+    Generator, so a seed reproduces the batches; the pixels are then cut out by one gather on
+    ``device``, where all training images are kept, so a GPU is never waiting for the host to
+    copy patches (a Python loop over a batch of 64 costs ~10 ms, a training step on an H100 less).
     """
 
-    def __init__(self, data: Sequence[TrainingImage], patch_size: int, scribble_bias: float, seed: int) -> None:
+    def __init__(self, data: Sequence[TrainingImage], patch_size: int, scribble_bias: float, seed: int,
+                 device: torch.device = torch.device("cpu")) -> None:
         self.patch = patch_size
         self.bias = scribble_bias
         self.rng = np.random.default_rng(seed)
-        self.images: List[np.ndarray] = []
-        self.targets: List[np.ndarray] = []
+        self.shapes: List[Tuple[int, int]] = []
+        pixels, labels = [], []
         for item in data:
             image, targets = item.image, item.train_targets
             _, h, w = image.shape
@@ -99,18 +102,34 @@ class PatchSampler:
             if ph or pw:
                 image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
                 targets = np.pad(targets, ((0, 0), (0, ph), (0, pw)), constant_values=UNLABELLED)
-            self.images.append(np.ascontiguousarray(image, dtype=np.float32))
-            self.targets.append(np.ascontiguousarray(targets))
-        # Scribbled pixel coordinates over all images, for the biased draws.
-        coords = [np.argwhere((t != UNLABELLED).any(axis=0)) for t in self.targets]
-        self.scribbled = np.concatenate(
-            [np.column_stack([np.full(len(c), i), c]) for i, c in enumerate(coords)]
-        ) if coords else np.zeros((0, 3), dtype=np.int64)
-        areas = np.array([im.shape[1] * im.shape[2] for im in self.images], dtype=float)
-        self.image_weights = areas / areas.sum()
+            self.shapes.append(image.shape[1:])
+            # Pixel-major (N, C): a gather then yields channels-last batches, the layout training uses.
+            pixels.append(image.reshape(image.shape[0], -1).T.astype(np.float32))
+            labels.append(targets.reshape(targets.shape[0], -1).T.astype(np.int8))
+        sizes = np.array([h * w for h, w in self.shapes], dtype=np.int64)
+        self.image_weights = sizes / sizes.sum()
+        self.device = device
+        # int32 indices: half the index arithmetic of int64, which dominates a batch on the CPU.
+        if sizes.sum() >= 2 ** 31:
+            raise ValueError(f"the training images hold {sizes.sum()} pixels in all; at most 2**31 - 1 are supported")
+        self.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)).to(device)
+        self.widths = torch.tensor([w for _, w in self.shapes], dtype=torch.int32, device=device)
+        self.pixels = torch.from_numpy(np.concatenate(pixels)).to(device)
+        self.labels = torch.from_numpy(np.concatenate(labels)).to(device)
+        # Scribbled pixel coordinates (image, y, x) over all images, for the biased draws.
+        coords = [np.argwhere((lab != UNLABELLED).any(axis=1).reshape(shape))
+                  for lab, shape in zip(labels, self.shapes)]
+        self.scribbled = np.concatenate([np.column_stack([np.full(len(c), i), c]) for i, c in enumerate(coords)])
+        # The 8 views as source offsets inside a patch: view 2k + f is np.rot90(patch, k) then,
+        # if f, a left-right flip; indexing a patch with view_offsets[v] applies view v.
+        grid = np.arange(patch_size * patch_size).reshape(patch_size, patch_size)
+        views = np.stack([np.rot90(grid, k)[:, ::-1] if flip else np.rot90(grid, k) for k in range(4) for flip in (0, 1)])
+        rows, cols = np.divmod(views, patch_size)
+        self.view_rows = torch.from_numpy(rows.astype(np.int32)).to(device)
+        self.view_cols = torch.from_numpy(cols.astype(np.int32)).to(device)
 
     def _corner(self, index: int, centre: Tuple[int, int] | None) -> Tuple[int, int]:
-        _, h, w = self.images[index].shape
+        h, w = self.shapes[index]
         p = self.patch
         if centre is None:
             return int(self.rng.integers(0, h - p + 1)), int(self.rng.integers(0, w - p + 1))
@@ -119,26 +138,28 @@ class PatchSampler:
         cx = centre[1] + int(self.rng.integers(-p // 4, p // 4 + 1))
         return int(np.clip(cy - p // 2, 0, h - p)), int(np.clip(cx - p // 2, 0, w - p))
 
-    def batch(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Return (images (B, C, P, P) float32, targets (B, T, P, P) int64) on the CPU."""
-        p = self.patch
-        images, targets = [], []
+    def draw(self, batch_size: int) -> np.ndarray:
+        """Draw (image, top, left, view) for each sample of a batch, as a (B, 4) int64 array."""
+        draws = np.empty((batch_size, 4), dtype=np.int64)
         near_scribble = self.rng.random(batch_size) < self.bias if len(self.scribbled) else np.zeros(batch_size, bool)
-        for near in near_scribble:
+        for b, near in enumerate(near_scribble):
             if near:
                 i, y, x = self.scribbled[self.rng.integers(len(self.scribbled))]
                 y0, x0 = self._corner(int(i), (int(y), int(x)))
             else:
-                i = int(self.rng.choice(len(self.images), p=self.image_weights))
+                i = int(self.rng.choice(len(self.shapes), p=self.image_weights))
                 y0, x0 = self._corner(i, None)
-            image = self.images[i][:, y0:y0 + p, x0:x0 + p]
-            target = self.targets[i][:, y0:y0 + p, x0:x0 + p]
             k = int(self.rng.integers(4))
-            flip = bool(self.rng.integers(2))
-            image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k, axes=(1, 2))
-            if flip:
-                image, target = image[:, :, ::-1], target[:, :, ::-1]
-            images.append(image)
-            targets.append(target)
-        return (torch.from_numpy(np.ascontiguousarray(np.stack(images))),
-                torch.from_numpy(np.ascontiguousarray(np.stack(targets)).astype(np.int64)))
+            flip = int(self.rng.integers(2))
+            draws[b] = (i, y0, x0, 2 * k + flip)
+        return draws
+
+    def batch(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Return (images (B, C, P, P) float32 channels-last, targets (B, T, P, P) int64) on the device."""
+        image, top, left, view = torch.from_numpy(self.draw(batch_size).astype(np.int32)).to(self.device).unbind(1)
+        width = self.widths[image]
+        corner = self.offsets[image] + top * width + left
+        index = corner[:, None, None] + self.view_rows[view] * width[:, None, None] + self.view_cols[view]  # (B, P, P)
+        images = self.pixels[index].permute(0, 3, 1, 2)                                  # (B, C, P, P)
+        targets = self.labels[index].permute(0, 3, 1, 2).long()
+        return images, targets

@@ -122,6 +122,13 @@ def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: 
     return thresholds
 
 
+def readback_lag(device: torch.device) -> int:
+    """Iterations by which the losses are read back late. On an accelerator reading an iteration's
+    losses at once would make the host wait for the device every step with nothing queued behind
+    it; one iteration late, the host prepares the next step while the device computes this one."""
+    return 0 if device.type == "cpu" else 1
+
+
 def train(
     images: Sequence[np.ndarray],
     scribbles: Sequence[np.ndarray],
@@ -152,7 +159,7 @@ def train(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     data = prepare_training_images(images, scribbles, tasks, config.validation_fraction, rng)
-    sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1)
+    sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1, device)
     has_validation = any((d.validation_targets != UNLABELLED).any() for d in data)
     monitor = "validation_targets" if has_validation else "train_targets"
 
@@ -161,51 +168,33 @@ def train(
         net.load_state_dict(initial_state)
     # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
     net = net.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    forward = torch.compile(net) if config.compile_network else net   # same weights, fused kernels
+    # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor.
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
     generator = torch.Generator(device=device).manual_seed(config.seed + 2)
     autocast = config.mixed_precision and device.type == "cuda"
     channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
+    loss_names = ["total"] + [f"{t.name}_{part}" for t in tasks for part in ("foreground", "background", "reconstruction")]
+    lag = readback_lag(device)
+    pending: List[tuple] = []   # (iteration, its losses still on the device)
 
     history: List[Dict[str, float]] = []
     best_state, best_value, evals_since_best = None, math.inf, 0
     stopped_because = "iteration budget"
     start = time.perf_counter()
-    iteration = 0
-    for iteration in range(1, config.max_iterations + 1):
-        net.train()
-        batch, targets = sampler.batch(config.batch_size)
-        batch, targets = batch.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
-        masked = masked.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            outputs = net(masked)
-        loss = batch.new_zeros(())
-        losses: Dict[str, float] = {}
-        for t, task in enumerate(tasks):
-            out = outputs[task.name]
-            seg = scribble_loss(out, targets[:, t])
-            idx = channel_index[task.name]
-            rec = reconstruction_loss(out, batch[:, idx], mask[:, idx], config.sigma)
-            loss = loss + (config.foreground_weight * seg["foreground"] + config.background_weight * seg["background"]
-                           + config.reconstruction_weight * rec)
-            losses[f"{task.name}_foreground"] = float(seg["foreground"].detach())
-            losses[f"{task.name}_background"] = float(seg["background"].detach())
-            losses[f"{task.name}_reconstruction"] = float(rec.detach())
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"training diverged at iteration {iteration} (loss is {float(loss)}); "
-                f"try a lower learning rate than {config.learning_rate}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses["total"] = float(loss.detach())
 
-        elapsed = time.perf_counter() - start
+    def report(done: int, values: torch.Tensor, evaluate: bool) -> None:
+        """Record iteration ``done``'s losses (and validation), then tell the progress callback."""
+        nonlocal best_state, best_value, evals_since_best
+        losses = dict(zip(loss_names, values.tolist()))
+        if not math.isfinite(losses["total"]):
+            raise TrainingDiverged(
+                f"training diverged at iteration {done} (loss is {losses['total']}); "
+                f"try a lower learning rate than {config.learning_rate}")
         validation = None
-        if iteration % config.eval_every == 0 or iteration == config.max_iterations:
+        if evaluate:
             validation = _scribble_loss_on_images(net, data, monitor, device)
-            elapsed = time.perf_counter() - start
             if validation is not None:
                 scheduler.step(validation)
                 if validation < best_value - 1e-5:
@@ -214,21 +203,51 @@ def train(
                 else:
                     evals_since_best += 1
             losses["validation"] = validation if validation is not None else float("nan")
-        losses["elapsed_s"] = elapsed
-        losses["iteration"] = iteration
+        elapsed = time.perf_counter() - start
+        losses["elapsed_s"], losses["iteration"] = elapsed, done
         history.append(losses)
-
-        per_iteration = elapsed / iteration
-        remaining = min((config.max_iterations - iteration) * per_iteration, max(0.0, config.time_budget_s - elapsed))
+        per_iteration = elapsed / done
+        remaining = min((config.max_iterations - done) * per_iteration, max(0.0, config.time_budget_s - elapsed))
         if progress is not None:
-            progress(TrainingProgress(iteration, config.max_iterations, losses, elapsed, remaining,
+            progress(TrainingProgress(done, config.max_iterations, losses, elapsed, remaining,
                                       None if best_value == math.inf else best_value, validation))
+
+    iteration = 0
+    for iteration in range(1, config.max_iterations + 1):
+        net.train()
+        batch, targets = sampler.batch(config.batch_size)
+        masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
+        masked = masked.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            outputs = forward(masked)
+        parts = []
+        for t, task in enumerate(tasks):
+            out = outputs[task.name]
+            seg = scribble_loss(out, targets[:, t])
+            idx = channel_index[task.name]
+            rec = reconstruction_loss(out, batch[:, idx], mask[:, idx], config.sigma)
+            parts += [seg["foreground"], seg["background"], rec]
+        loss = sum(w * part for w, part in zip(
+            [config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks), parts))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        pending.append((iteration, torch.stack([loss, *parts]).detach().float()))
+
+        # Validation waits for every queued iteration, so the weights it sees are this iteration's.
+        evaluate = iteration % config.eval_every == 0 or iteration == config.max_iterations
+        while len(pending) > (0 if evaluate else lag):
+            done, values = pending.pop(0)
+            report(done, values, evaluate and done == iteration)
         if evals_since_best >= config.patience:
             stopped_because = f"no validation improvement in {config.patience} evaluations"
             break
-        if elapsed + per_iteration > config.time_budget_s:
+        elapsed = time.perf_counter() - start
+        if elapsed + elapsed / iteration > config.time_budget_s:
             stopped_because = "time budget"
             break
+    for done, values in pending:
+        report(done, values, False)
 
     # A final evaluation so the last stretch of iterations is not thrown away unseen.
     if history and math.isnan(history[-1].get("validation", math.nan)):

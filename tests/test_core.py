@@ -15,7 +15,7 @@ from impartial_core.metrics import match_at_iou, matched_dice_iou
 from impartial_core.network import ImPartialNet
 from impartial_core.normalization import as_channels_first, normalize
 from impartial_core.prediction import predict_image
-from impartial_core.sampling import split_validation, task_targets
+from impartial_core.sampling import PatchSampler, TrainingImage, split_validation, task_targets
 from impartial_core.training import TrainingDiverged, train
 
 from .synthetic import blobs
@@ -168,6 +168,41 @@ def test_same_seed_same_weights_on_cpu(trained):
     once, _, _ = _train_blobs(iterations=10)
     for a, b in zip(once.net.state_dict().values(), again.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_reading_losses_late_changes_nothing(monkeypatch):
+    """The accelerator path (losses read one iteration late) trains exactly like the CPU path."""
+    at_once, _, _ = _train_blobs(iterations=25)
+    monkeypatch.setattr("impartial_core.training.readback_lag", lambda device: 1)
+    late, _, _ = _train_blobs(iterations=25)
+    assert [h["total"] for h in late.history] == [h["total"] for h in at_once.history]
+    assert [h["iteration"] for h in late.history] == list(range(1, 26))
+    assert [h.get("validation") for h in late.history] == [h.get("validation") for h in at_once.history]
+    for a, b in zip(at_once.net.state_dict().values(), late.net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_patch_sampler_cuts_the_drawn_views():
+    """Each patch is the drawn window, turned by np.rot90(k) and then flipped if asked (view 2k+f)."""
+    rng = np.random.default_rng(3)
+    data = []
+    for h, w in ((70, 90), (40, 33), (64, 64)):   # smaller than a patch: mirror-padded
+        targets = rng.integers(-1, 2, (2, h, w)).astype(np.int8)
+        data.append(TrainingImage(rng.random((2, h, w)).astype(np.float32), targets, targets))
+    draws = PatchSampler(data, 48, 0.5, seed=7).draw(30)
+    images, targets = PatchSampler(data, 48, 0.5, seed=7).batch(30)
+    assert images.shape == (30, 2, 48, 48) and targets.shape == (30, 2, 48, 48) and targets.dtype == torch.int64
+    padded = PatchSampler(data, 48, 0.5, seed=0)
+    for (i, y0, x0, view), image, target in zip(draws, images, targets):
+        h, w = padded.shapes[i]
+        window = padded.pixels[padded.offsets[i]:padded.offsets[i] + h * w].numpy().T.reshape(2, h, w)
+        expected = np.rot90(window[:, y0:y0 + 48, x0:x0 + 48], view // 2, axes=(1, 2))
+        expected = expected[:, :, ::-1] if view % 2 else expected
+        assert np.array_equal(image.numpy(), expected)
+        if i == 2:   # not padded: the targets are the image's own
+            label = data[2].train_targets[:, y0:y0 + 48, x0:x0 + 48]
+            label = np.rot90(label, view // 2, axes=(1, 2))
+            assert np.array_equal(target.numpy(), label[:, :, ::-1] if view % 2 else label)
 
 
 def test_tiled_prediction_equals_untiled(trained):
