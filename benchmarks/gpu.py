@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -57,6 +58,50 @@ def check_sampler_and_prediction(mibi) -> Dict:
     diff = np.abs(cpu - gpu)
     return {"same_batches": same_batches, "max_probability_difference": float(diff.max()),
             "mean_probability_difference": float(diff.mean())}
+
+
+def _train_with_hook(mibi, width: int, batch: int, iterations: int, hook) -> None:
+    """Train on MIBI n100 on CUDA for ``iterations`` steps, calling ``hook(iteration)`` after each."""
+    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
+    from impartial_core.normalization import normalize
+    from impartial_core.training import train
+
+    config = TrainingConfig(batch_size=batch, max_iterations=iterations, eval_every=10 ** 6, time_budget_s=1e9,
+                            device="cuda", patience=10 ** 6)
+    train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
+          NetworkConfig(1, width, 2), config, progress=lambda p: hook(p.iteration))
+
+
+def synchronisations_per_iteration(mibi) -> float:
+    """Host-device synchronisations per training iteration (torch's sync debug mode, iterations
+    10-30): 1 is the intended one, reading back the previous iteration's losses."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train_with_hook(mibi, 16, 8, 40, lambda i: torch.cuda.set_sync_debug_mode("warn" if 10 <= i < 30 else 0))
+    torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught) / 20
+
+
+def profile_steps(mibi, width: int, batch: int, path) -> str:
+    """torch.profiler over 10 training iterations: the kernels that take the device's time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    profiler = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+
+    def hook(iteration: int) -> None:
+        if iteration == 10:
+            profiler.start()
+        elif iteration == 20:
+            profiler.stop()
+
+    _train_with_hook(mibi, width, batch, 25, hook)
+    table = profiler.key_averages().table(sort_by="self_cuda_time_total", row_limit=25)
+    path.write_text(table)
+    return table
 
 
 @dataclass(frozen=True)
@@ -141,7 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="CUDA benchmarks (skipped without CUDA)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=str(speed.RESULTS))
-    parser.add_argument("--skip-compile", action="store_true", help="leave out section 5 (torch.compile)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "predict", "compile"],
+                        help="sections to leave out")
+    parser.add_argument("--profile", action="store_true", help="also write profile_paper_step.txt (torch.profiler)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("benchmarks.gpu: CUDA is not available here; nothing to run (the CPU numbers come from benchmarks.speed).")
@@ -162,28 +209,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_results(args.out, "gpu", "\n\n".join(header + list(sections.values())), results)
 
     checks = check_sampler_and_prediction(mibi)
+    try:
+        checks["synchronisations_per_iteration"] = synchronisations_per_iteration(mibi)
+    except Exception as error:   # a diagnostic: its failure must not cost the measurements
+        print(f"sync count failed: {error!r}")
+        checks["synchronisations_per_iteration"] = float("nan")
     results["checks"] = checks
     save("checks", "### Checks\n\n" + markdown_table(["check", "result"], [
         ["patch batches, same seed, GPU = CPU", "equal" if checks["same_batches"] else "DIFFERENT"],
         ["foreground probability, bf16 GPU vs fp32 CPU (max / mean abs difference)",
-         f"{checks['max_probability_difference']:.4f} / {checks['mean_probability_difference']:.5f}"]]))
+         f"{checks['max_probability_difference']:.4f} / {checks['mean_probability_difference']:.5f}"],
+        ["host-device synchronisations per training iteration (1 intended: the late loss read-back)",
+         f"{checks['synchronisations_per_iteration']:.2f}"]]))
 
+    # fp32 convolutions run on TF32 tensor cores (cuDNN's default), so their peak is TF32's.
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
     peaks = {"bf16": speed.measure_peak_flops("cuda", "bfloat16"), "fp32": speed.measure_peak_flops("cuda", "float32")}
-    peak_note = (f"Peak: measured 8192² matmul throughput on this GPU (bf16 {peaks['bf16'] / 1e12:.0f}, fp32 "
-                 f"{peaks['fp32'] / 1e12:.0f} TFLOP/s).")
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    peak_note = (f"Peak: measured 8192² matmul throughput on this GPU (bf16 {peaks['bf16'] / 1e12:.0f}, fp32 with TF32 "
+                 f"{peaks['fp32'] / 1e12:.0f} TFLOP/s; cuDNN runs fp32 convolutions on TF32 tensor cores by default).")
     variants = (StepVariant(), StepVariant(read_late=False), StepVariant(autotune=True), StepVariant(bf16=False))
     rows = step_rows(mibi, peaks, name, [(*config, v) for config in (PAPER, DEFAULT) for v in variants])
     results["steps"] = {"rows": rows, "peaks": peaks}
     save("steps", speed.steps_table({"rows": rows}, peak_note=peak_note))
 
-    results["accuracy"] = accuracy_points(mibi)
-    save("accuracy", accuracy_table(results["accuracy"]))
+    if args.profile:
+        try:
+            print(profile_steps(mibi, PAPER[1], PAPER[2], Path(args.out) / "profile_paper_step.txt"), flush=True)
+        except Exception as error:
+            print(f"profiling failed: {error!r}")
 
-    predict_args = argparse.Namespace(sizes=[512, 2048, 8192], width=NetworkConfig().width, quick=False)
-    results["predict"] = speed.run_predict(predict_args, devices=["cuda"])
-    save("predict", speed.predict_table(results["predict"]))
+    if "accuracy" not in args.skip:
+        results["accuracy"] = accuracy_points(mibi)
+        save("accuracy", accuracy_table(results["accuracy"]))
 
-    if not args.skip_compile:
+    if "predict" not in args.skip:
+        predict_args = argparse.Namespace(sizes=[512, 2048, 8192], width=NetworkConfig().width, quick=False)
+        results["predict"] = speed.run_predict(predict_args, devices=["cuda"])
+        save("predict", speed.predict_table(results["predict"]))
+
+    if "compile" not in args.skip:
         try:
             rows += step_rows(mibi, peaks, name, [(*config, StepVariant(compiled=True)) for config in (PAPER, DEFAULT)])
             note = ("The torch.compile rows' first steps (compiling) took "

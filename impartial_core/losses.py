@@ -22,12 +22,13 @@ def scribble_loss(output: TaskOutput, targets: torch.Tensor) -> Dict[str, torch.
     output : the task's network output.
     targets : (B, H, W) int tensor of -1 / 0 / 1.
     """
+    # Masked sums over counts rather than boolean indexing: nothing here waits for the device (a
+    # GPU keeps its queue full), and a class without scribbles gives 0 / 1 = 0.
     p_fg = output.foreground_probability
-    fg = targets == 1
-    bg = targets == 0
-    zero = p_fg.new_zeros(())
-    loss_fg = ((1 - p_fg)[fg] ** 2).mean() if fg.any() else zero
-    loss_bg = (p_fg[bg] ** 2).mean() if bg.any() else zero
+    fg = (targets == 1).to(p_fg.dtype)
+    bg = (targets == 0).to(p_fg.dtype)
+    loss_fg = ((1 - p_fg) ** 2 * fg).sum() / fg.sum().clamp_min(1)
+    loss_bg = (p_fg ** 2 * bg).sum() / bg.sum().clamp_min(1)
     return {"foreground": loss_fg, "background": loss_bg}
 
 
@@ -42,20 +43,11 @@ def reconstruction_loss(output: TaskOutput, original: torch.Tensor, mask: torch.
     original : (B, C_task, H, W) the unmasked values of the task's reconstructed channels.
     mask : (B, C_task, H, W) bool, True at hidden pixels.
     """
-    p = output.component_probability.permute(0, 2, 3, 1)  # (B, H, W, K)
-    mu = output.component_means  # (B, C, K)
-    total = p.new_zeros(())
-    count = 0
-    # Only the ~1.5% hidden pixels enter the loss: gather them per channel instead of
-    # evaluating every pixel against every component.
-    for c in range(original.shape[1]):
-        where = mask[:, c]
-        batch_index = where.nonzero(as_tuple=True)[0]
-        if batch_index.numel() == 0:
-            continue
-        sq = (original[:, c][where].float().unsqueeze(1) - mu[batch_index, c]) ** 2  # (N, K)
-        total = total + (p[where] * sq).sum()
-        count += batch_index.numel()
-    if count == 0:
-        return total
-    return total / (count * 2 * sigma ** 2)
+    # Dense over all pixels, weighted by the mask: no data-dependent shapes, so no waiting for the
+    # device; the extra arithmetic is a few element-wise passes over (B, C, K, H, W).
+    p = output.component_probability.unsqueeze(1)                      # (B, 1, K, H, W)
+    mu = output.component_means[..., None, None]                       # (B, C, K, 1, 1)
+    per_pixel = (p * (original.float().unsqueeze(2) - mu) ** 2).sum(dim=2)   # (B, C, H, W)
+    hidden = mask.to(per_pixel.dtype)
+    # No hidden pixel gives 0 / 1 = 0.
+    return (per_pixel * hidden).sum() / (hidden.sum().clamp_min(1) * 2 * sigma ** 2)

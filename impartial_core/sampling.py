@@ -156,7 +156,8 @@ class PatchSampler:
 
     def batch(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return (images (B, C, P, P) float32 channels-last, targets (B, T, P, P) int64) on the device."""
-        image, top, left, view = torch.from_numpy(self.draw(batch_size).astype(np.int32)).to(self.device).unbind(1)
+        image, top, left, view = torch.from_numpy(self.draw(batch_size).astype(np.int32)).to(
+            self.device, non_blocking=True).unbind(1)   # non-blocking: no wait for the device's queue
         width = self.widths[image]
         corner = self.offsets[image] + top * width + left
         index = corner[:, None, None] + self.view_rows[view] * width[:, None, None] + self.view_cols[view]  # (B, P, P)
