@@ -94,7 +94,7 @@ def test_scribble_loss_is_class_balanced_and_ignores_unlabelled():
     assert torch.isclose(loss["foreground"], ((1 - p[0, 0, :3]) ** 2).mean())
     assert torch.isclose(loss["background"], (p[0, 5, :] ** 2).mean())
     none = scribble_loss(out, torch.full((1, 16, 16), -1))
-    assert float(none["foreground"]) == 0 and float(none["background"]) == 0
+    assert float(none["foreground"].detach()) == 0 and float(none["background"].detach()) == 0
 
 
 def test_reconstruction_loss_matches_the_formula():
