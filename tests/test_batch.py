@@ -9,6 +9,9 @@ With this interpreter's CellProfiler (5 or 4.2), on 200 x 200 crops of two MIBI 
 3. Two workers run in parallel: ``-p Batch_data.h5 -f 1 -l 1`` and ``-f 2 -l 2``. They write one
    CSV per image set (``Apply_Nuclei_<ImageID>.csv``), so they never write the same file.
 
+4. CreateBatchFiles added to ``train_model.cppipe`` itself: the batch file is written without
+   training; a worker without the model file says how to make one; with it, it only loads it.
+
 Asserts: the batch file exists; each worker's CSV has the same nuclei (count and centres) as the
 single training run; no worker trained (no training line in their logs, each logs loading the
 model file, the model file's mtime and size unchanged, no backup model written).
@@ -128,3 +131,44 @@ def test_workers_match_single_run(batch_run):
         assert sorted(map(key, worker)) == sorted(map(key, reference))
         for name in ("ImPartial_MeanForegroundProbability",):
             assert np.allclose(sorted(H.column(worker, name)), sorted(H.column(reference, name)), atol=1e-4)
+
+
+def test_batch_file_made_from_a_training_pipeline(batch_run):
+    """CreateBatchFiles added to the *training* pipeline: creating the batch file trains nothing;
+    a worker without the model file stops with the message that says what to do; with the model
+    file (trained on the workstation) it loads it, never trains, and finds the same nuclei."""
+    import shutil
+
+    out, tmp = batch_run["out"], batch_run["tmp"]
+    assert (out / MODEL).is_file(), "no model from the training run (see test_batch_file_written)"
+    inputs, cluster_out = tmp / "in", tmp / "out_training_batch"
+    pipeline, problems = H.load_pipeline(H.PIPELINES / "train_model.cppipe")
+    assert not problems
+    H.set_values(H.module(pipeline, "ImPartial"), **H.FAST_TRAINING)
+    batch = H.add_module(pipeline, "CreateBatchFiles", wants_default_output_directory=True, remote_host_is_windows=False)
+    batch.mappings[0].local_directory.value = str(tmp)
+    batch.mappings[0].remote_directory.value = str(tmp)
+    path = H.write_pipeline(pipeline, tmp / "train_then_batch.cppipe")
+    _, log, _ = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", cluster_out], tmp / "create_training.log")
+    assert (cluster_out / "Batch_data.h5").is_file(), H.tail(log)
+    assert "ImPartial: training on" not in log and not (cluster_out / MODEL).exists()
+
+    worker = ["-c", "-r", "-p", cluster_out / "Batch_data.h5", "-f", 1, "-l", 1]
+    _, log, _ = H.run_cellprofiler(worker, tmp / "worker_without_model.log")
+    assert "Cluster jobs never train" in log and str(cluster_out / MODEL) in log, H.tail(log)
+    assert "ImPartial: training on" not in log and not (cluster_out / MODEL).exists()
+    assert not (cluster_out / "Train_Nuclei.csv").exists()
+
+    shutil.copy2(out / MODEL, cluster_out / MODEL)
+    stat = (cluster_out / MODEL).stat()
+    _, log, _ = H.run_cellprofiler(worker, tmp / "worker_with_model.log")
+    assert "running as a cluster job" in log and "ImPartial: loaded the model" in log, H.tail(log)
+    assert "ImPartial: training on" not in log
+    after = (cluster_out / MODEL).stat()
+    assert (after.st_mtime_ns, after.st_size) == (stat.st_mtime_ns, stat.st_size), "the worker rewrote the model"
+    images = H.read_csv(cluster_out / "Train_Image.csv")
+    assert [r["Metadata_ImageID"] for r in images] == ["0"]
+    single_images = {r["ImageNumber"]: r["Metadata_ImageID"] for r in H.read_csv(out / "Train_Image.csv")}
+    reference = [r for r in H.read_csv(out / "Train_Nuclei.csv") if single_images[r["ImageNumber"]] == "0"]
+    nuclei = H.read_csv(cluster_out / "Train_Nuclei.csv")
+    assert int(float(images[0]["Count_Nuclei"])) == len(nuclei) == len(reference) > 10
