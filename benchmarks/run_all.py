@@ -4,8 +4,8 @@
     python -m benchmarks --quick    # smoke version (a few minutes): 1 seed, short trainings
     python -m benchmarks --seeds 5 --skip speed
 
-Writes benchmarks/results/{accuracy,speed}.{md,json}, time_to_accuracy.png and latest.md (both
-tables with date, machine and command: what the README shows).
+Writes benchmarks/results/{accuracy,speed}.{md,json}, time_to_accuracy.png and latest.md (the
+tables with date, machine and command: what the README shows); with CUDA, gpu.{md,json} too.
 """
 from __future__ import annotations
 
@@ -15,15 +15,21 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from benchmarks import accuracy, speed
+from benchmarks import accuracy, gpu, speed
 from benchmarks.data import RESULTS
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Run the accuracy and speed benchmarks.")
     parser.add_argument("--quick", action="store_true", help="smoke version: 1 seed, short trainings, smaller images")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "impartial"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "gpu", "impartial"],
                         help="leave out a benchmark ('impartial': accuracy baselines only)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=str(RESULTS))
@@ -47,6 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "speed" not in args.skip:
         speed.main(common + (["--quick"] if args.quick else []), reuse_tta=reuse, baseline_f1=baseline_f1)
         texts.append((Path(args.out) / "speed.md").read_text())
+    if "gpu" not in args.skip and gpu_available():
+        gpu.main(common + (["--skip", "compile"] if args.quick else []))
+        texts.append((Path(args.out) / "gpu.md").read_text())
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     latest = Path(args.out) / "latest.md"
     latest.write_text(f"<!-- written by `{command.strip()}` in {time.perf_counter() - start:.0f} s -->\n\n" + "\n\n".join(texts))
