@@ -93,8 +93,7 @@ class PatchSampler:
         self.patch = patch_size
         self.bias = scribble_bias
         self.rng = np.random.default_rng(seed)
-        self.shapes: List[Tuple[int, int]] = []
-        pixels, labels = [], []
+        padded = []
         for item in data:
             image, targets = item.image, item.train_targets
             _, h, w = image.shape
@@ -102,24 +101,30 @@ class PatchSampler:
             if ph or pw:
                 image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
                 targets = np.pad(targets, ((0, 0), (0, ph), (0, pw)), constant_values=UNLABELLED)
-            self.shapes.append(image.shape[1:])
-            # Pixel-major (N, C): a gather then yields channels-last batches, the layout training uses.
-            pixels.append(image.reshape(image.shape[0], -1).T.astype(np.float32))
-            labels.append(targets.reshape(targets.shape[0], -1).T.astype(np.int8))
+            padded.append((image, targets))
+        self.shapes: List[Tuple[int, int]] = [image.shape[1:] for image, _ in padded]
         sizes = np.array([h * w for h, w in self.shapes], dtype=np.int64)
-        self.image_weights = sizes / sizes.sum()
-        self.device = device
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         # int32 indices: half the index arithmetic of int64, which dominates a batch on the CPU.
         if sizes.sum() >= 2 ** 31:
             raise ValueError(f"the training images hold {sizes.sum()} pixels in all; at most 2**31 - 1 are supported")
-        self.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)).to(device)
+        # All images pixel-major, (N, C), in one array filled in place (one copy of the images, not
+        # three): a gather then yields channels-last batches, the layout training uses.
+        pixels = np.empty((sizes.sum(), padded[0][0].shape[0]), dtype=np.float32)
+        labels = np.empty((sizes.sum(), padded[0][1].shape[0]), dtype=np.int8)
+        for (image, targets), start, size in zip(padded, starts, sizes):
+            pixels[start:start + size] = image.reshape(image.shape[0], -1).T
+            labels[start:start + size] = targets.reshape(targets.shape[0], -1).T
+        self.image_weights = sizes / sizes.sum()
+        self.device = device
+        self.offsets = torch.from_numpy(starts.astype(np.int32)).to(device)
         self.widths = torch.tensor([w for _, w in self.shapes], dtype=torch.int32, device=device)
-        self.pixels = torch.from_numpy(np.concatenate(pixels)).to(device)
-        self.labels = torch.from_numpy(np.concatenate(labels)).to(device)
         # Scribbled pixel coordinates (image, y, x) over all images, for the biased draws.
-        coords = [np.argwhere((lab != UNLABELLED).any(axis=1).reshape(shape))
-                  for lab, shape in zip(labels, self.shapes)]
+        coords = [np.argwhere((targets != UNLABELLED).any(axis=0)) for _, targets in padded]
         self.scribbled = np.concatenate([np.column_stack([np.full(len(c), i), c]) for i, c in enumerate(coords)])
+        # On the CPU these share the arrays above (no further copy).
+        self.pixels = torch.from_numpy(pixels).to(device)
+        self.labels = torch.from_numpy(labels).to(device)
         # The 8 views as source rows and columns inside a patch: view 2k + f is np.rot90(patch, k)
         # then, if f, a left-right flip; patch[view_rows[v], view_cols[v]] is view v of the patch.
         grid = np.arange(patch_size * patch_size).reshape(patch_size, patch_size)
