@@ -60,18 +60,6 @@ def check_sampler_and_prediction(mibi) -> Dict:
             "mean_probability_difference": float(diff.mean())}
 
 
-def _train_with_hook(mibi, width: int, batch: int, iterations: int, hook) -> None:
-    """Train on MIBI n100 on CUDA for ``iterations`` steps, calling ``hook(iteration)`` after each."""
-    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
-    from impartial_core.normalization import normalize
-    from impartial_core.training import train
-
-    config = TrainingConfig(batch_size=batch, max_iterations=iterations, eval_every=10 ** 6, time_budget_s=1e9,
-                            device="cuda", patience=10 ** 6)
-    train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
-          NetworkConfig(1, width, 2), config, progress=lambda p: hook(p.iteration))
-
-
 def synchronisations_per_iteration(mibi) -> float:
     """Host-device synchronisations per training iteration (torch's sync debug mode, iterations
     10-30): 1 is the intended one, reading back the previous iteration's losses."""
@@ -81,7 +69,8 @@ def synchronisations_per_iteration(mibi) -> float:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _train_with_hook(mibi, 16, 8, 40, lambda i: torch.cuda.set_sync_debug_mode("warn" if 10 <= i < 30 else 0))
+        speed.train_on_mibi(mibi, 16, 8, 40, lambda p: torch.cuda.set_sync_debug_mode("warn" if 10 <= p.iteration < 30 else 0),
+                            device="cuda")
     torch.cuda.set_sync_debug_mode(0)
     return sum("synchroniz" in str(w.message) for w in caught) / 20
 
@@ -92,13 +81,13 @@ def profile_steps(mibi, width: int, batch: int, path) -> str:
 
     profiler = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
 
-    def hook(iteration: int) -> None:
-        if iteration == 10:
+    def hook(progress) -> None:
+        if progress.iteration == 10:
             profiler.start()
-        elif iteration == 20:
+        elif progress.iteration == 20:
             profiler.stop()
 
-    _train_with_hook(mibi, width, batch, 25, hook)
+    speed.train_on_mibi(mibi, width, batch, 25, hook, device="cuda")
     table = profiler.key_averages().table(sort_by="self_cuda_time_total", row_limit=25)
     path.write_text(table)
     return table

@@ -15,14 +15,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+import torch
+
 from benchmarks import accuracy, gpu, speed
 from benchmarks.data import RESULTS
-
-
-def gpu_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -53,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "speed" not in args.skip:
         speed.main(common + (["--quick"] if args.quick else []), reuse_tta=reuse, baseline_f1=baseline_f1)
         texts.append((Path(args.out) / "speed.md").read_text())
-    if "gpu" not in args.skip and gpu_available():
+    if "gpu" not in args.skip and torch.cuda.is_available():
         gpu.main(common + (["--skip", "compile"] if args.quick else []))
         texts.append((Path(args.out) / "gpu.md").read_text())
     command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -78,22 +78,29 @@ def step_flops(width: int, batch: int, patch: int = 128, n_channels: int = 1) ->
     return float(counter.get_total_flops())
 
 
+def train_on_mibi(mibi, width: int, batch: int, iterations: int, progress, patch: int = 128, **overrides) -> None:
+    """Train on the MIBI n100 images for exactly ``iterations`` steps (no validation, early stop or
+    time limit), calling ``progress`` after each: the harness of step timings and GPU profiles.
+    ``overrides`` are further ``TrainingConfig`` fields (device, mixed_precision, ...)."""
+    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
+    from impartial_core.normalization import normalize
+    from impartial_core.training import train
+
+    config = TrainingConfig(batch_size=batch, patch_size=patch, max_iterations=iterations, eval_every=10 ** 6,
+                            time_budget_s=1e9, patience=10 ** 6, **overrides)
+    train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
+          NetworkConfig(1, width, 2), config, progress=progress)
+
+
 def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, device: str = "cpu",
                         mixed_precision: bool = True, patch: int = 128, mibi=None, compile_network: bool = False) -> Dict:
     """Seconds per real training iteration (patch sampling, blind-spot masking, forward, both losses,
     backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps
     (the median of the timed steps; ``first_step_s`` holds the first, compiling, step)."""
-    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
-    from impartial_core.normalization import normalize
-    from impartial_core.training import train
-
-    mibi = mibi or load_mibi()
     elapsed: Dict[int, float] = {}
-    config = TrainingConfig(batch_size=batch, patch_size=patch, max_iterations=warmup + steps + 1, eval_every=10 ** 6,
-                            time_budget_s=1e9, device=device, mixed_precision=mixed_precision, patience=10 ** 6,
-                            compile_network=compile_network)
-    train([normalize(im[None]) for im in mibi.images], mibi.scribbles["n100"], tasks_for("nuclei", 1),
-          NetworkConfig(1, width, 2), config, progress=lambda p: elapsed.__setitem__(p.iteration, p.elapsed_s))
+    train_on_mibi(mibi or load_mibi(), width, batch, warmup + steps + 1,
+                  lambda p: elapsed.__setitem__(p.iteration, p.elapsed_s), patch=patch, device=device,
+                  mixed_precision=mixed_precision, compile_network=compile_network)
     per_step = [elapsed[i] - elapsed[i - 1] for i in range(warmup + 1, warmup + steps + 1)]
     return {"width": width, "batch": batch, "patch": patch, "steps_timed": steps, "s_per_step": float(np.median(per_step)),
             "step_times": per_step, "first_step_s": elapsed[1], "device": device, "mixed_precision": mixed_precision}

@@ -42,6 +42,18 @@ def with_scribbles(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def save_panels(panels, out: Path, cmap: str, height: float, dpi: int) -> None:
+    """One row of titled images (single-channel ones in ``cmap``), written to ``out``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), height))
+    for ax, (panel, title) in zip(axes, panels):
+        ax.imshow(panel, cmap=cmap if panel.ndim == 2 else None)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    print(f"wrote {out}")
+
+
 def results_figure(model_path: Path, out: Path) -> None:
     image = tifffile.imread(DATA / "mibi_dsdna" / "image0.tif")
     scribbles = tifffile.imread(DATA / "mibi_dsdna" / "image0_scribbles_n100.tif")
@@ -64,14 +76,7 @@ def results_figure(model_path: Path, out: Path) -> None:
         (outlines, f"ImPartial (yellow) vs truth (green)\nF1@0.5 {scores['f1_iou50']:.2f}, mDICE {scores['mdice']:.2f}"),
         (maps["nuclei"].uncertainty, "uncertainty: where to scribble next"),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-    for ax, (panel, title) in zip(axes, panels):
-        ax.imshow(panel, cmap="magma" if panel.ndim == 2 else None)
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    print(f"wrote {out}")
+    save_panels(panels, out, "magma", height=4.4, dpi=80)
 
 
 def routes_figure(out: Path) -> None:
@@ -102,14 +107,7 @@ def routes_figure(out: Path) -> None:
         (napari_like * 25, "napari Labels layer saved as TIFF\n(values 7 and 9)"),
         (with_scribbles(mibi, from_labels), "--from-labels --remap 7:1,9:2"),
     ]
-    fig, axes = plt.subplots(1, 6, figsize=(24, 4.6))
-    for ax, (panel, title) in zip(axes, panels):
-        ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out, dpi=70)
-    print(f"wrote {out}")
+    save_panels(panels, out, "gray", height=4.6, dpi=70)
 
 
 def main() -> None:

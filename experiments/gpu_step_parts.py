@@ -60,13 +60,7 @@ def upsample_by_expand(x: torch.Tensor) -> torch.Tensor:
 def forward_without_concatenation(unet, x: torch.Tensor) -> torch.Tensor:
     """``UNet.forward`` with each decoder block's first convolution split over its two inputs
     (conv(cat(a, b)) = conv_a(a) + conv_b(b)): the same function, no concatenated tensor."""
-    skips = []
-    for i, block in enumerate(unet.down):
-        if i:
-            x = F.max_pool2d(x, 2)
-        x = block(x)
-        skips.append(x)
-    skips.pop()
+    x, skips = unet.encode(x)
     for block in unet.up:
         skip = skips.pop()
         up = F.interpolate(x, scale_factor=2.0, mode="nearest")

@@ -8,7 +8,7 @@ and the foreground-brighter prior is applied to the pooled values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -39,14 +39,18 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth)))
         self.out_channels = widths[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """The contracting path: the deepest features and the skip features, shallowest first."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
                 x = F.max_pool2d(x, 2)
             x = block(x)
             skips.append(x)
-        skips.pop()
+        return skips.pop(), skips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, skips = self.encode(x)
         for block in self.up:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = block(torch.cat([x, skips.pop()], dim=1))

@@ -144,8 +144,8 @@ class PatchSampler:
         return int(np.clip(cy - p // 2, 0, h - p)), int(np.clip(cx - p // 2, 0, w - p))
 
     def draw(self, batch_size: int) -> np.ndarray:
-        """Draw (image, top, left, view) for each sample of a batch, as a (B, 4) int64 array."""
-        draws = np.empty((batch_size, 4), dtype=np.int64)
+        """Draw (image, top, left, view) for each sample of a batch, as a (B, 4) int32 array."""
+        draws = np.empty((batch_size, 4), dtype=np.int32)
         near_scribble = self.rng.random(batch_size) < self.bias if len(self.scribbled) else np.zeros(batch_size, bool)
         for b, near in enumerate(near_scribble):
             if near:
@@ -161,7 +161,7 @@ class PatchSampler:
 
     def batch(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return (images (B, C, P, P) float32 channels-last, targets (B, T, P, P) int64) on the device."""
-        image, top, left, view = torch.from_numpy(self.draw(batch_size).astype(np.int32)).to(
+        image, top, left, view = torch.from_numpy(self.draw(batch_size)).to(
             self.device, non_blocking=True).unbind(1)   # non-blocking: no wait for the device's queue
         width = self.widths[image]
         corner = self.offsets[image] + top * width + left
