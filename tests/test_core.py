@@ -235,6 +235,74 @@ def test_touching_nuclei_are_split():
     assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=True)).max() == 2
 
 
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two label images describe the same objects, whatever their numbers."""
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    return (np.array_equal(a > 0, b > 0) and len(np.unique(pairs[0])) == pairs.shape[1]
+            and len(np.unique(pairs[1])) == pairs.shape[1])
+
+
+def _touching_discs(seed: int, size: int = 96) -> np.ndarray:
+    """A mask of random discs that overlap, touch, nearly touch or stand alone."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros((size, size), bool)
+    for cy, cx, r in zip(rng.integers(0, size, 14), rng.integers(0, size, 14), rng.integers(3, 12, 14)):
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+    return mask
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), h=st.sampled_from([0.5, 1.0, 2.0]))
+def test_split_touching_skips_only_blobs_with_one_marker(seed, h):
+    """The shortcut (a blob with one local-maximum plateau is one object) changes nothing: the
+    result equals splitting every blob on its own."""
+    from scipy import ndimage as ndi
+    from impartial_core.instances import _split_one_blob, split_touching
+
+    mask = _touching_discs(seed)
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
+    blobs_, _ = ndi.label(mask)
+    reference = np.zeros(mask.shape, np.int64)
+    for index, box in enumerate(ndi.find_objects(blobs_), start=1):
+        blob = blobs_[box] == index
+        reference[box][blob] = _split_one_blob(distance[box], blob, h)[blob] + 1000 * index
+    labels = split_touching(mask, h)
+    assert _same_partition(labels, reference)
+    assert labels.max() == len(np.unique(labels)) - 1  # numbered 1..n without gaps
+
+
+def test_split_touching_ignores_neighbouring_blobs():
+    """A blob's objects do not depend on what lies next to it (tiles of a large image agree)."""
+    from impartial_core.instances import split_touching
+
+    yy, xx = np.mgrid[:60, :120]
+    pair = ((yy - 30) ** 2 + (xx - 28) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 12 ** 2)
+    neighbour = (yy - 30) ** 2 + (xx - 80) ** 2 < 15 ** 2  # two pixels from the pair
+    alone = split_touching(pair)
+    together = split_touching(pair | neighbour)
+    assert alone.max() == 2 and together.max() == 3
+    assert _same_partition(np.where(pair, together, 0), alone)
+
+
+def test_holes_are_filled_by_the_enclosing_object_only():
+    from impartial_core.instances import _fill_holes_per_object
+
+    labels = np.zeros((12, 20), np.int32)
+    labels[1:8, 1:8] = 1
+    labels[3:5, 3:5] = 0  # a hole in object 1
+    labels[1:8, 9:16] = 2
+    labels[1:8, 8] = 3  # object 3 touches both
+    labels[3:6, 11:14] = 0  # a hole in object 2
+    labels[9:11, 1:5] = 4  # not a hole: open to the background
+    labels[9, 2] = 0
+    filled = _fill_holes_per_object(labels)
+    assert (filled[3:5, 3:5] == 1).all() and (filled[3:6, 11:14] == 2).all()
+    assert filled[9, 2] == 0
+    unchanged = labels > 0
+    assert np.array_equal(filled[unchanged], labels[unchanged])
+
+
 def test_object_confidence():
     labels = np.array([[1, 1, 0, 2]])
     p = np.array([[0.8, 1.0, 0.0, 0.6]])
