@@ -3,8 +3,9 @@
     python experiments/gpu_step_parts.py [--out DIR]      # needs CUDA
 
 Times each part of ``impartial_core.training.train``'s iteration alone (median of 30, synchronised)
-and the backbone's forward + backward with two ways of upsampling, then lists the largest copies
-(torch.profiler, by input shape), which the step's profile shows as a fifth of the device time.
+and the backbone's forward + backward against the decoder it replaced (upsample, concatenate,
+convolve), eager and compiled, then lists the largest copies and sums (torch.profiler, by input
+shape).
 """
 from __future__ import annotations
 
@@ -51,22 +52,12 @@ def timed(fn) -> float:
     return 1000 * float(np.median(times))
 
 
-def upsample_by_expand(x: torch.Tensor) -> torch.Tensor:
-    """Nearest 2x upsampling as one broadcast copy (same values as F.interpolate nearest)."""
-    b, c, h, w = x.shape
-    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
-
-
-def forward_without_concatenation(unet, x: torch.Tensor) -> torch.Tensor:
-    """``UNet.forward`` with each decoder block's first convolution split over its two inputs
-    (conv(cat(a, b)) = conv_a(a) + conv_b(b)): the same function, no concatenated tensor."""
+def forward_concatenating(unet, x: torch.Tensor) -> torch.Tensor:
+    """``UNet.forward`` as it was until 2026-11-26: each decoder block upsamples its input and
+    concatenates the skip features before its first convolution. The same function."""
     x, skips = unet.encode(x)
     for block in unet.up:
-        skip = skips.pop()
-        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        first, c = block[0], up.shape[1]
-        x = F.conv2d(up, first.weight[:, :c], first.bias, padding=1) + F.conv2d(skip, first.weight[:, c:], None, padding=1)
-        x = block[1:](x)
+        x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1))
     return x
 
 
@@ -125,31 +116,19 @@ def main() -> int:
         ("whole step without sampling and masking", timed(step)),
         ("Adam (fused)", timed(optimizer.step)),
     ]
-    original = F.interpolate
-    F.interpolate = lambda x, scale_factor=2.0, mode="nearest": upsample_by_expand(x)
-    try:
-        rows.append(("backbone forward + backward, upsampling by expand", timed(forward_backward)))
-        rows.append(("whole step without sampling and masking, upsampling by expand", timed(step)))
-    finally:
-        F.interpolate = original
     with torch.no_grad():
-        reference = net.backbone.double()(masked.double())
-        split = forward_without_concatenation(net.backbone, masked.double())
+        reference = forward_concatenating(net.backbone.double(), masked.double())
+        error = float((net.backbone(masked.double()) - reference).norm() / reference.norm())
     net.backbone.float()
-    error = float((split - reference).norm() / reference.norm())
     assert error < 1e-10, error
-    split_module = type("Split", (torch.nn.Module,), {"forward": lambda self, x: forward_without_concatenation(net.backbone, x)})()
-    rows.append((f"backbone forward + backward without concatenation (relative difference {error:.0e})",
-                 timed(lambda: forward_backward(split_module))))
+    concatenating = type("Concatenating", (torch.nn.Module,), {"forward": lambda self, x: forward_concatenating(net.backbone, x)})()
+    rows.append((f"backbone forward + backward, concatenating decoder (relative difference {error:.0e})",
+                 timed(lambda: forward_backward(concatenating))))
     if device.type == "cuda":
-        compiled_split = torch.compile(split_module)
-        rows.append(("backbone forward + backward without concatenation, torch.compile",
-                     timed(lambda: forward_backward(compiled_split))))
-        compiled = torch.compile(net.backbone)
+        compiled, compiled_concatenating = torch.compile(net.backbone), torch.compile(concatenating)
         rows.append(("backbone forward + backward, torch.compile", timed(lambda: forward_backward(compiled))))
-    x = torch.randn(args.batch, 128, 64, 64, device=device, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
-    rows.append(("F.interpolate nearest 2x of (64,128,64,64) bf16 channels_last", timed(lambda: F.interpolate(x, scale_factor=2.0))))
-    rows.append(("expand-upsample of the same", timed(lambda: upsample_by_expand(x))))
+        rows.append(("backbone forward + backward, concatenating decoder, torch.compile",
+                     timed(lambda: forward_backward(compiled_concatenating))))
     text = "\n".join(f"{ms:8.2f} ms  {name}" for name, ms in rows)
     print(text, flush=True)
 

@@ -24,6 +24,38 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+# Nearest-neighbour 2x upsampling followed by a 3x3 convolution (zero padding 1), along one axis:
+# output pixel 2i + a reads upsampled pixels 2i + a - 1, 2i + a, 2i + a + 1, which are the low-
+# resolution pixels (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each output phase a is
+# a two-tap convolution of the low-resolution input whose taps are sums of the three kernel taps:
+# _PHASE_TAPS[a] maps (w0, w1, w2) to (w0, w1 + w2) for a = 0 and to (w0 + w1, w2) for a = 1.
+_PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
+                            [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+
+
+def upsample_concatenate_convolve(conv: nn.Conv2d, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``conv(cat([upsample_2x(low), skip]))`` without building the upsampled image or the concatenation.
+
+    The same function (equal up to float rounding), computed as ``conv``'s skip part on ``skip``
+    plus its upsampled part as four 2x2 convolutions of ``low``, one per output phase (row parity
+    a, column parity b), interleaved. That part takes 16 instead of 36 multiply-adds per pixel and
+    channel pair, and neither the upsampled image nor the concatenation is stored for backward:
+    fewer operations and much less memory traffic in the decoder.
+    """
+    c_low, c_out = low.shape[1], conv.out_channels
+    taps = _PHASE_TAPS.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    # (a, b, out, in, 2, 2): the 2x2 kernel of phase (a, b), from the 3x3 kernel's low part.
+    phase_kernels = torch.einsum("apk,oikl,bql->aboipq", taps, conv.weight[:, :c_low], taps)
+    phases = F.conv2d(F.pad(low, (1, 1, 1, 1)), phase_kernels.reshape(4 * c_out, c_low, 2, 2))
+    # phases: (B, 4 C_out, H + 1, W + 1); phase (a, b) of output pixel (2i + a, 2j + b) sits at
+    # (i + a, j + b). Interleaved channels-last, the layout the next convolution wants.
+    n, _, h, w = low.shape
+    phases = phases.permute(0, 2, 3, 1).reshape(n, h + 1, w + 1, 2, 2, c_out)
+    rows = [torch.stack([phases[:, a:a + h, b:b + w, a, b] for b in (0, 1)], dim=3) for a in (0, 1)]
+    upsampled_part = torch.stack(rows, dim=2).reshape(n, 2 * h, 2 * w, c_out).permute(0, 3, 1, 2)
+    return upsampled_part + F.conv2d(skip, conv.weight[:, c_low:], conv.bias, padding=1)
+
+
 class UNet(nn.Module):
     """U-Net backbone: ``depth`` poolings, width doubling per level, skip connections.
 
@@ -52,8 +84,8 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skips = self.encode(x)
         for block in self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = block(torch.cat([x, skips.pop()], dim=1))
+            # block = conv, ReLU, conv, ReLU; its first convolution reads cat(upsampled x, skip).
+            x = block[1:](upsample_concatenate_convolve(block[0], x, skips.pop()))
         return x
 
 

@@ -57,6 +57,28 @@ def _net(tasks, channels=1, width=4):
     return ImPartialNet(NetworkConfig(channels, width), tasks)
 
 
+@pytest.mark.parametrize("low_size", [(5, 7), (8, 8)])
+def test_decoder_convolution_equals_upsample_concatenate_convolve(low_size):
+    """The decoder's phase-split convolution is the textbook one: same values and gradients."""
+    import torch.nn.functional as F
+    from impartial_core.network import upsample_concatenate_convolve
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(12, 5, 3, padding=1).double()
+    h, w = low_size
+    low = torch.randn(2, 8, h, w, dtype=torch.float64, requires_grad=True)
+    skip = torch.randn(2, 4, 2 * h, 2 * w, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 5, 2 * h, 2 * w, dtype=torch.float64)
+    results = []
+    for fn in (lambda: conv(torch.cat([F.interpolate(low, scale_factor=2.0, mode="nearest"), skip], dim=1)),
+               lambda: upsample_concatenate_convolve(conv, low, skip)):
+        out = fn()
+        grads = torch.autograd.grad(out, [low, skip, conv.weight, conv.bias], upstream)
+        results.append((out, *grads))
+    for reference, ours in zip(*results):
+        assert torch.allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
 def test_network_outputs_and_foreground_prior():
     tasks = tasks_for("nuclei+cells", 2, nuclear_channel=1)
     net = _net(tasks, channels=2)
