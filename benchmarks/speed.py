@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table, write_results
 
 PAPER_BATCH_S_GPU = 1.11   # the paper: one batch of 64 patches of 128^2 in 1.11 s (TensorFlow, GPU)
-PARTS = ("steps", "predict", "tta", "pipeline")
+PARTS = ("steps", "predict", "instances", "tta", "pipeline")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,6 +256,41 @@ def predict_table(data: Dict) -> str:
               "speed does not depend on the weights), each size in a fresh process; peak resident memory = high-water mark of that "
               "process (VmHWM; Python, torch, the image and the output maps included). Instances (`segment`) are not included."
             + ("\n\nGoals: " + "; ".join(goals) if goals else ""))
+
+
+def run_instances(args, log=print) -> Dict:
+    """Seconds of the instance step (``impartial_core.instances.segment``: threshold, split touching
+    nuclei, fill holes, drop small objects) on a 2048² nuclei probability map: the four MIBI maps of
+    a briefly trained model, tiled, so that the map holds real touching nuclei."""
+    from impartial_core.config import TrainingConfig, tasks_for
+    from impartial_core.instances import segment
+    from impartial_core.model import ImPartialModel
+
+    mibi = load_mibi(args.data)
+    budget = 10.0 if args.quick else 30.0
+    model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
+                                 config=TrainingConfig(time_budget_s=budget))
+    maps = [model.predict(image)["nuclei"].foreground_probability for image in mibi.images]
+    mosaic = np.block([[maps[0], maps[1]], [maps[2], maps[3]]])
+    size = 2048
+    probability = np.tile(mosaic, (size // mosaic.shape[0] + 1, size // mosaic.shape[1] + 1))[:size, :size].copy()
+    times, count = [], 0
+    for _ in range(1 if args.quick else 3):
+        start = time.perf_counter()
+        count = int(segment({"nuclei": probability}, model.thresholds).nuclei.max())
+        times.append(time.perf_counter() - start)
+    log(f"  instances of a {size}² map: {min(times):.2f} s, {count} nuclei")
+    return {"size": size, "seconds": min(times), "times": times, "nuclei": count, "training_budget_s": budget,
+            "threshold": model.thresholds["nuclei"]}
+
+
+def instances_table(data: Dict) -> str:
+    rows = [[f"{data['size']}²", f"{data['seconds']:.2f}" + (f" (best of {len(data['times'])})" if len(data["times"]) > 1 else ""),
+             str(data["nuclei"])]]
+    return ("### Instance step\n\n" + markdown_table(["probability map", "seconds", "nuclei"], rows)
+            + f"\n\n`impartial_core.instances.segment` (nuclei task: threshold {data['threshold']:.2f}, split touching "
+              "nuclei, fill holes, drop objects under 20 pixels) of the four MIBI nuclei probability maps of a model trained "
+              f"for {data['training_budget_s']:.0f} s, tiled to the size shown; one CPU thread (scipy/scikit-image).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -494,6 +529,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Di
     start = time.perf_counter()
     runners = {"steps": (lambda: run_steps(args, log), steps_table),
                "predict": (lambda: run_predict(args, log), predict_table),
+               "instances": (lambda: run_instances(args, log), instances_table),
                "tta": (lambda: run_tta(args, log, reuse_tta), tta_table),
                "pipeline": (lambda: run_pipeline(args, log), pipeline_table)}
     for part in PARTS:
