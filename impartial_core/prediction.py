@@ -73,11 +73,12 @@ def _forward_tile(net: ImPartialNet, tile: torch.Tensor, flips: bool, autocast: 
     for task in net.tasks:
         out = outputs[task.name]
         p = out.foreground_probability
-        p = torch.stack([torch.flip(p[i], [d + 1 for d in dims]) if dims else p[i] for i, dims in enumerate(variants)])
+        # dims are negative (counted from the last axis), so they undo the flip on (H, W) and (C, H, W) alike.
+        p = torch.stack([torch.flip(p[i], dims) if dims else p[i] for i, dims in enumerate(variants)])
         probs.append(p.mean(0))
         if reconstruct:
             r = out.reconstruction()
-            r = torch.stack([torch.flip(r[i], [d + 1 for d in dims]) if dims else r[i] for i, dims in enumerate(variants)])
+            r = torch.stack([torch.flip(r[i], dims) if dims else r[i] for i, dims in enumerate(variants)])
             recons.append(r.mean(0).float().cpu().numpy())
     return torch.stack(probs).float().cpu().numpy(), recons
 

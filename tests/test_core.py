@@ -235,6 +235,23 @@ def test_tiled_prediction_equals_untiled(trained):
     assert np.abs(whole - tiled).max() < 0.02
 
 
+def test_flip_averaged_prediction_is_the_mean_of_unflipped_predictions(trained):
+    """Each flipped prediction is flipped back onto the image before averaging (rows and columns
+    apart: an asymmetric image catches a flip undone along the wrong axis)."""
+    net = trained[0].net
+    image, _, _ = blobs(seed=5, size=64)
+    image = normalize(image[None])
+    image[:, :20, :40] = 0.0  # break any symmetry
+    expected_p, expected_r = [], []
+    for axes in ((), (2,), (1,), (1, 2)):
+        maps = predict_image(net, np.ascontiguousarray(np.flip(image, axes)), reconstruct=True)["nuclei"]
+        expected_p.append(np.flip(maps.foreground_probability, tuple(a - 1 for a in axes)))
+        expected_r.append(np.flip(maps.reconstruction, axes))
+    averaged = predict_image(net, image, flips=True, reconstruct=True)["nuclei"]
+    assert np.abs(averaged.foreground_probability - np.mean(expected_p, axis=0)).max() < 1e-5
+    assert np.abs(averaged.reconstruction - np.mean(expected_r, axis=0)).max() < 1e-4
+
+
 def test_diverging_training_stops_with_a_message():
     image, _, scribbles = blobs(seed=2, size=64)
     with pytest.raises(TrainingDiverged, match="learning rate"):
