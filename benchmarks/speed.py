@@ -180,6 +180,11 @@ def peak_rss_kb() -> int:
     return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes
 
 
+def tiled(array: np.ndarray, size: int) -> np.ndarray:
+    """A (size, size) image made of copies of a 2-D ``array``, for timings on large images."""
+    return np.tile(array, (size // array.shape[0] + 1, size // array.shape[1] + 1))[:size, :size].copy()
+
+
 def _predict_worker(size: int, repeats: int, width: int, device: str) -> None:
     """Runs in a fresh process: times ``ImPartialModel.predict`` and reports the peak resident set."""
     import torch
@@ -190,8 +195,7 @@ def _predict_worker(size: int, repeats: int, width: int, device: str) -> None:
 
     torch.manual_seed(0)
     model = ImPartialModel(ImPartialNet(NetworkConfig(1, width, 2), tasks_for("nuclei", 1)).eval(), {"nuclei": 0.5})
-    tile = load_mibi().images[0]
-    image = np.tile(tile, (size // tile.shape[0] + 1, size // tile.shape[1] + 1))[:size, :size].copy()
+    image = tiled(load_mibi().images[0], size)
     baseline = peak_rss_kb()
     times = []
     for _ in range(repeats):
@@ -273,7 +277,7 @@ def run_instances(args, log=print) -> Dict:
     maps = [model.predict(image)["nuclei"].foreground_probability for image in mibi.images]
     mosaic = np.block([[maps[0], maps[1]], [maps[2], maps[3]]])
     size = 2048
-    probability = np.tile(mosaic, (size // mosaic.shape[0] + 1, size // mosaic.shape[1] + 1))[:size, :size].copy()
+    probability = tiled(mosaic, size)
     times, count = [], 0
     for _ in range(1 if args.quick else 3):
         start = time.perf_counter()

@@ -7,6 +7,7 @@ with a fixed generator, so every run sees the same strokes), then trains default
 without the reconstruction loss (``reconstruction_weight=0``) and scores them on MIBI's ground truth.
 """
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,10 +15,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.accuracy import impartial_mibi  # noqa: E402
 from benchmarks.data import load_mibi  # noqa: E402
-from impartial_core.config import TrainingConfig, tasks_for  # noqa: E402
-from impartial_core.metrics import evaluate_image, summarize  # noqa: E402
-from impartial_core.model import ImPartialModel  # noqa: E402
+from impartial_core.config import TrainingConfig  # noqa: E402
 
 
 def keep_strokes(scribbles: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -43,22 +43,15 @@ def main() -> None:
     counts = [int(ndi.label(s == 2, structure=np.ones((3, 3)))[1]) for s in scribbles]
     print(f"kept {args.keep:.0%} of the n100 strokes: {sum(counts)} nucleus strokes, "
           f"{sum(int((s > 0).sum()) for s in scribbles)} scribbled pixels", flush=True)
+    fewer = dataclasses.replace(mibi, scribbles={"fewer": scribbles})
     for name, weight in (("with self-supervised loss", TrainingConfig().reconstruction_weight), ("without", 0.0)):
         rows = []
         for seed in args.seeds:
-            model = ImPartialModel.train(mibi.images, scribbles, tasks_for("nuclei", 1),
-                                         config=TrainingConfig(seed=seed, reconstruction_weight=weight))
-            per_image = []
-            for image, truth in zip(mibi.images, mibi.truth):
-                maps = model.predict(image)
-                per_image.append(evaluate_image(maps["nuclei"].foreground_probability, model.segment(maps).nuclei, truth))
-            s = summarize(per_image)
+            config = TrainingConfig(seed=seed, reconstruction_weight=weight)
+            s = impartial_mibi(fewer, "fewer", config, log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
             rows.append([s["mdice"], s["miou"], s["f1_iou50"]])
-            print(f"  {name}, seed {seed}: {model.training_summary.get('iterations')} iterations, "
-                  f"mDICE {s['mdice']:.3f} mIOU {s['miou']:.3f} F1@0.5 {s['f1_iou50']:.3f}", flush=True)
         m, sd = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(3)
         print(f"{name}: mDICE {m[0]:.3f} ± {sd[0]:.3f}, mIOU {m[1]:.3f} ± {sd[1]:.3f}, F1@0.5 {m[2]:.3f} ± {sd[2]:.3f}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -23,17 +23,15 @@ from skimage.segmentation import relabel_sequential, watershed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import load_mibi  # noqa: E402
 from impartial_core.instances import _fill_holes_per_object, _remove_small  # noqa: E402
-from impartial_core.metrics import evaluate_image, summarize  # noqa: E402
+from impartial_core.metrics import _overlaps, evaluate_image, summarize  # noqa: E402
 
 
 def merged_and_split(pred: np.ndarray, truth: np.ndarray):
     """Unmatched (IoU <= 0.5) true nuclei whose best object spills >25% into another true nucleus
     (merged), or that two objects each cover >20% of (split)."""
-    nt, n_p = int(truth.max()), int(pred.max())
-    cont = np.bincount(truth.ravel().astype(np.int64) * (n_p + 1) + pred.ravel(),
-                       minlength=(nt + 1) * (n_p + 1)).reshape(nt + 1, n_p + 1)
-    inter = cont[1:, 1:].astype(float)
-    at, ap = cont.sum(1)[1:], cont.sum(0)[1:]
+    _, _, at, ap, rows, cols, shared = _overlaps(pred, truth)
+    inter = np.zeros((at.size, ap.size))
+    inter[rows, cols] = shared
     iou = inter / np.maximum(at[:, None] + ap[None] - inter, 1)
     of_true, of_pred = inter / np.maximum(at[:, None], 1), inter / np.maximum(ap[None], 1)
     merged = split = 0

@@ -8,6 +8,7 @@ and the foreground-brighter prior is applied to the pooled values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -28,9 +29,13 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 # output pixel 2i + a reads upsampled pixels 2i + a - 1, 2i + a, 2i + a + 1, which are the low-
 # resolution pixels (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each output phase a is
 # a two-tap convolution of the low-resolution input whose taps are sums of the three kernel taps:
-# _PHASE_TAPS[a] maps (w0, w1, w2) to (w0, w1 + w2) for a = 0 and to (w0 + w1, w2) for a = 1.
-_PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
-                            [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+# _phase_taps(...)[a] maps (w0, w1, w2) to (w0, w1 + w2) for a = 0 and to (w0 + w1, w2) for a = 1.
+@lru_cache(maxsize=None)
+def _phase_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # Made once per device and dtype: a fresh host-to-device copy in every forward pass would be
+    # work (and on CUDA a possible synchronisation) in the training step's hot path.
+    return torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
+                         [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], device=device, dtype=dtype)
 
 
 def upsample_concatenate_convolve(conv: nn.Conv2d, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -43,7 +48,7 @@ def upsample_concatenate_convolve(conv: nn.Conv2d, low: torch.Tensor, skip: torc
     fewer operations and much less memory traffic in the decoder.
     """
     c_low, c_out = low.shape[1], conv.out_channels
-    taps = _PHASE_TAPS.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    taps = _phase_taps(conv.weight.device, conv.weight.dtype)
     # (a, b, out, in, 2, 2): the 2x2 kernel of phase (a, b), from the 3x3 kernel's low part.
     phase_kernels = torch.einsum("apk,oikl,bql->aboipq", taps, conv.weight[:, :c_low], taps)
     phases = F.conv2d(F.pad(low, (1, 1, 1, 1)), phase_kernels.reshape(4 * c_out, c_low, 2, 2))
