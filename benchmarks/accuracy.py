@@ -87,13 +87,13 @@ def _cell(agg: Dict, key: str, digits: int = 3) -> str:
 # ----------------------------------------------------------------------------------------------
 # MIBI nuclei
 # ----------------------------------------------------------------------------------------------
-def impartial_mibi(mibi, budget: str, config, log=print) -> Dict:
+def impartial_mibi(mibi, budget: str, config, log=print, network=None) -> Dict:
     from impartial_core.config import tasks_for
     from impartial_core.metrics import evaluate_image, summarize
     from impartial_core.model import ImPartialModel
 
     start = time.perf_counter()
-    model = ImPartialModel.train(mibi.images, mibi.scribbles[budget], tasks_for("nuclei", 1), config=config)
+    model = ImPartialModel.train(mibi.images, mibi.scribbles[budget], tasks_for("nuclei", 1), network=network, config=config)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     per_image = []

@@ -105,7 +105,7 @@ class TrainingConfig:
     patience: int = 8
     device: str = "auto"
     mixed_precision: bool = True
-    # torch.compile the network: about a minute of compiling first, then faster steps. Pays off
+    # torch.compile the network with its losses: about a minute of compiling first, then faster steps. Pays off
     # only for long trainings on a GPU (see benchmarks/results/gpu.md).
     compile_network: bool = False
 

@@ -170,23 +170,51 @@ def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     return cytoplasm
 
 
+def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceConfig(), sigma: float = 1.0) -> np.ndarray:
+    """Nuclei found in a nuclear-stain channel without training: Otsu threshold, then split.
+
+    Markers for cells when only the whole-cell task was trained: the nuclear stain says where
+    each cell is even where the cell probability shows no boundary between touching cells.
+    The channel is smoothed (``sigma`` pixels) and percentile-normalised first, so one hot
+    pixel neither sets the threshold nor becomes a nucleus.
+    """
+    from skimage.filters import gaussian, threshold_otsu
+
+    from .normalization import normalize
+
+    smooth = gaussian(normalize(np.asarray(channel, dtype=np.float32)[None])[0], sigma=sigma)
+    # A constant channel has no foreground (Otsu is undefined there).
+    if not np.ptp(smooth) > 0:
+        return np.zeros(smooth.shape, dtype=np.int32)
+    return nuclei_from_probability(smooth, float(threshold_otsu(smooth)), config)
+
+
 def cells_from_probability(
     cell_probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig(),
     seeds: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Cells when only the whole-cell task was trained: split the cell mask by itself.
 
-    ``seeds`` (for instance maxima of a nuclear channel) replace the distance-transform maxima as
-    watershed markers when given; seeds outside the cell mask are ignored.
+    ``seeds`` (a label image, for instance ``nuclei_from_channel`` of a nuclear stain, or a
+    boolean mask of markers) replace the distance-transform maxima as watershed markers: each
+    seed that overlaps the cell mask grows into one cell over the inverted cell probability.
+    Parts of the mask that no seed reaches are split by distance as without seeds, so a cell
+    whose nucleus is out of plane is not lost.
     """
     mask = cell_probability > threshold
-    if seeds is not None:
+    if seeds is None:
+        labels = split_touching(mask, config.split_h) if config.split_touching else ndi.label(mask)[0]
+        return _clean_up(labels, config, config.cell_min_size)
+    seeds = np.asarray(seeds)
+    if seeds.dtype == bool:
         markers = ndi.label(seeds & mask)[0]
-        labels = watershed(-cell_probability.astype(np.float32), markers, mask=mask)
-    elif config.split_touching:
-        labels = split_touching(mask, config.split_h)
     else:
-        labels = ndi.label(mask)[0]
+        markers = relabel_sequential(np.where(mask, seeds, 0).astype(np.int32))[0]
+    labels = watershed(-cell_probability.astype(np.float32), markers, mask=mask).astype(np.int32)
+    unreached = mask & (labels == 0)
+    if unreached.any():
+        rest = split_touching(unreached, config.split_h) if config.split_touching else ndi.label(unreached)[0]
+        labels[unreached] = rest[unreached] + labels.max()
     return _clean_up(labels, config, config.cell_min_size)
 
 

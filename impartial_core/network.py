@@ -8,7 +8,6 @@ and the foreground-brighter prior is applied to the pooled values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -29,13 +28,15 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 # output pixel 2i + a reads upsampled pixels 2i + a - 1, 2i + a, 2i + a + 1, which are the low-
 # resolution pixels (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each output phase a is
 # a two-tap convolution of the low-resolution input whose taps are sums of the three kernel taps:
-# _phase_taps(...)[a] maps (w0, w1, w2) to (w0, w1 + w2) for a = 0 and to (w0 + w1, w2) for a = 1.
-@lru_cache(maxsize=None)
-def _phase_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    # Made once per device and dtype: a fresh host-to-device copy in every forward pass would be
-    # work (and on CUDA a possible synchronisation) in the training step's hot path.
-    return torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
-                         [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], device=device, dtype=dtype)
+# (w0, w1 + w2) for a = 0 and (w0 + w1, w2) for a = 1.
+def _phase_taps_last_axis(kernel: torch.Tensor) -> torch.Tensor:
+    """(..., 3) kernel taps -> (2, ..., 2): the two-tap kernels of output phases 0 and 1 along that axis.
+
+    Plain slicing and sums of the weights: no constant tensor to place on a device, and
+    torch.compile traces it like any other arithmetic.
+    """
+    w0, w1, w2 = kernel.unbind(-1)
+    return torch.stack([torch.stack([w0, w1 + w2], -1), torch.stack([w0 + w1, w2], -1)])
 
 
 def upsample_concatenate_convolve(conv: nn.Conv2d, low: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -48,9 +49,10 @@ def upsample_concatenate_convolve(conv: nn.Conv2d, low: torch.Tensor, skip: torc
     fewer operations and much less memory traffic in the decoder.
     """
     c_low, c_out = low.shape[1], conv.out_channels
-    taps = _phase_taps(conv.weight.device, conv.weight.dtype)
-    # (a, b, out, in, 2, 2): the 2x2 kernel of phase (a, b), from the 3x3 kernel's low part.
-    phase_kernels = torch.einsum("apk,oikl,bql->aboipq", taps, conv.weight[:, :c_low], taps)
+    # (a, b, out, in, 2, 2): the 2x2 kernel of phase (a, b), from the 3x3 kernel's low part:
+    # fold the columns (phase b), then the rows (phase a).
+    by_column = _phase_taps_last_axis(conv.weight[:, :c_low])                        # (b, o, i, 3, 2)
+    phase_kernels = _phase_taps_last_axis(by_column.transpose(-1, -2)).transpose(-1, -2)   # (a, b, o, i, 2, 2)
     phases = F.conv2d(F.pad(low, (1, 1, 1, 1)), phase_kernels.reshape(4 * c_out, c_low, 2, 2))
     # phases: (B, 4 C_out, H + 1, W + 1); phase (a, b) of output pixel (2i + a, 2j + b) sits at
     # (i + a, j + b). Interleaved channels-last, the layout the next convolution wants.
@@ -98,16 +100,14 @@ class UNet(nn.Module):
 class TaskOutput:
     """What one task's head predicts for a batch.
 
-    component_logits: (B, K, H, W). component_means: (B, C_task, K), after pooling and the prior.
+    component_probability: (B, K, H, W), the softmax of the head's logits in float32 (computed
+    once: the pooling of the means, the scribble loss and the reconstruction loss all read it).
+    component_means: (B, C_task, K), after pooling and the prior.
     """
 
-    component_logits: torch.Tensor
+    component_probability: torch.Tensor
     component_means: torch.Tensor
     n_foreground: int
-
-    @property
-    def component_probability(self) -> torch.Tensor:
-        return torch.softmax(self.component_logits.float(), dim=1)
 
     @property
     def foreground_probability(self) -> torch.Tensor:
@@ -154,10 +154,11 @@ class ImPartialNet(nn.Module):
         # Component consistency: one mean per (sample, channel, component), averaged over the
         # patch with the component's probability as weight (a component absent from the patch
         # falls back to the plain average thanks to the epsilon).
-        weight = torch.softmax(logits.float(), dim=1).unsqueeze(1)
+        probability = torch.softmax(logits.float(), dim=1)
+        weight = probability.unsqueeze(1)
         pooled = (means * weight).sum(dim=(-2, -1)) / weight.sum(dim=(-2, -1)).clamp_min(1e-6)
         pooled = (pooled + 1e-6 * means.mean(dim=(-2, -1))) / (1 + 1e-6)
-        return TaskOutput(logits, self._apply_prior(task, pooled), task.n_foreground_components)
+        return TaskOutput(probability, self._apply_prior(task, pooled), task.n_foreground_components)
 
     def _apply_prior(self, task: TaskSpec, pooled: torch.Tensor) -> torch.Tensor:
         """Foreground means = ReLU(raw) + mean of background means, on the 'brighter' channels."""

@@ -122,6 +122,31 @@ def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: 
     return thresholds
 
 
+def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
+                 channel_index: Dict[str, torch.Tensor], sigma: float, autocast: bool) -> torch.Tensor:
+    """One batch's losses, per task: foreground, background (scribbles) and reconstruction, in float32.
+
+    Parameters
+    ----------
+    masked : (B, C, H, W) the batch with its blind spots replaced; what the network sees.
+    batch : (B, C, H, W) the batch itself, whose hidden values the reconstruction loss explains.
+    mask : (B, C, H, W) bool, True at the blind spots.
+    targets : (B, T, H, W) per task -1 / 0 / 1 (see ``losses.UNLABELLED``).
+    channel_index : per task, the indices of its reconstructed channels.
+    autocast : run the network in bfloat16 (CUDA only).
+    """
+    with torch.autocast(device_type=masked.device.type, dtype=torch.bfloat16, enabled=autocast):
+        outputs = net(masked)
+    parts = []
+    for t, task in enumerate(net.tasks):
+        out = outputs[task.name]
+        scribbles = scribble_loss(out, targets[:, t])
+        idx = channel_index[task.name]
+        parts += [scribbles["foreground"], scribbles["background"],
+                  reconstruction_loss(out, batch[:, idx], mask[:, idx], sigma)]
+    return torch.stack(parts).float()
+
+
 def readback_lag(device: torch.device) -> int:
     """Iterations by which the losses are read back late. On an accelerator reading an iteration's
     losses at once would make the host wait for the device every step with nothing queued behind
@@ -168,13 +193,16 @@ def train(
         net.load_state_dict(initial_state)
     # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
     net = net.to(device).to(memory_format=torch.channels_last)
-    forward = torch.compile(net) if config.compile_network else net   # same weights, fused kernels
+    # Compiling the network with its losses fuses the heads, softmax and loss arithmetic too.
+    losses = torch.compile(batch_losses) if config.compile_network else batch_losses
     # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor.
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
     generator = torch.Generator(device=device).manual_seed(config.seed + 2)
     autocast = config.mixed_precision and device.type == "cuda"
     channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
+    weights = torch.tensor([config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks),
+                           device=device)
     loss_names = ["total"] + [f"{t.name}_{part}" for t in tasks for part in ("foreground", "background", "reconstruction")]
     lag = readback_lag(device)
     pending: List[tuple] = []   # (iteration, its losses still on the device)
@@ -218,21 +246,12 @@ def train(
         batch, targets = sampler.batch(config.batch_size)
         masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
         masked = masked.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            outputs = forward(masked)
-        parts = []
-        for t, task in enumerate(tasks):
-            out = outputs[task.name]
-            seg = scribble_loss(out, targets[:, t])
-            idx = channel_index[task.name]
-            rec = reconstruction_loss(out, batch[:, idx], mask[:, idx], config.sigma)
-            parts += [seg["foreground"], seg["background"], rec]
-        loss = sum(w * part for w, part in zip(
-            [config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks), parts))
+        parts = losses(net, masked, batch, mask, targets, channel_index, config.sigma, autocast)
+        loss = (weights * parts).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        pending.append((iteration, torch.stack([loss, *parts]).detach().float()))
+        pending.append((iteration, torch.cat([loss[None], parts]).detach()))
 
         # Validation waits for every queued iteration, so the weights it sees are this iteration's.
         evaluate = iteration % config.eval_every == 0 or iteration == config.max_iterations

@@ -85,7 +85,7 @@ def test_network_outputs_and_foreground_prior():
     out = net(torch.rand(3, 2, 32, 48))
     assert set(out) == {"nuclei", "cells"}
     nuc, cells = out["nuclei"], out["cells"]
-    assert nuc.component_logits.shape == (3, 4, 32, 48)
+    assert nuc.component_probability.shape == (3, 4, 32, 48)
     assert nuc.component_means.shape == (3, 1, 4) and cells.component_means.shape == (3, 2, 4)
     p = cells.foreground_probability
     p = p.detach()
@@ -202,6 +202,16 @@ def test_reading_losses_late_changes_nothing(monkeypatch):
     assert [h.get("validation") for h in late.history] == [h.get("validation") for h in at_once.history]
     for a, b in zip(at_once.net.state_dict().values(), late.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_compiled_training_step_trains_like_the_eager_one():
+    """``compile_network`` compiles the network with its losses (the GPU fast path); on the CPU
+    here it must give the same losses and weights as eager execution, up to float rounding."""
+    eager, _, _ = _train_blobs(iterations=3)
+    compiled, _, _ = _train_blobs(iterations=3, compile_network=True)
+    assert np.allclose([h["total"] for h in compiled.history], [h["total"] for h in eager.history], rtol=1e-4)
+    for a, b in zip(eager.net.state_dict().values(), compiled.net.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_patch_sampler_cuts_the_drawn_views():
@@ -393,3 +403,36 @@ def test_cells_grow_from_nuclei_inside_the_cell_mask():
     assert set(np.unique(cells)) == {0, 1, 2}
     assert (cells[5:20, 5:55] > 0).all() and (cells[:5] == 0).all()
     assert cells[12, 6] == 1 and cells[12, 54] == 2
+
+
+def test_cells_only_mode_is_split_by_nuclear_seeds_and_keeps_cells_without_one():
+    """Two touching square cells (no distance neck) become two cells when seeded by their
+    nuclei; a third cell without a nucleus is kept, split by distance as without seeds."""
+    from impartial_core.instances import cells_from_probability
+
+    cell_p = np.zeros((40, 80), np.float32)
+    cell_p[5:35, 5:45] = 0.9           # two cells side by side: one rectangle
+    cell_p[10:30, 55:75] = 0.9         # a third cell, its nucleus not seen
+    cell_p[5:35, 24:26] = 0.6          # a faint boundary, above the threshold
+    seeds = np.zeros((40, 80), np.int32)
+    seeds[15:25, 10:18] = 7
+    seeds[15:25, 32:40] = 3
+    seeds[0:3, 0:3] = 9                # outside the cell mask: ignored
+    unseeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1))
+    seeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds)
+    assert unseeded.max() == 2
+    assert seeded.max() == 3 and np.array_equal(seeded > 0, cell_p > 0.5)
+    assert seeded[20, 8] != seeded[20, 42] and seeded[20, 8] != seeded[20, 65] != seeded[20, 42]
+    assert (seeded[5:35, 5:24] == seeded[20, 8]).all() and (seeded[5:35, 26:45] == seeded[20, 42]).all()
+    # A boolean seed mask works the same way.
+    assert _same_partition(cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds > 0), seeded)
+
+
+def test_nuclei_from_channel_finds_stained_nuclei_without_training():
+    from impartial_core.instances import nuclei_from_channel
+
+    image, labels, _ = blobs(seed=3, size=96, n=8, noise=0.3)
+    found = nuclei_from_channel(image * 500 + 100)  # raw intensities: the scale must not matter
+    match = match_at_iou(found, labels, 0.5)
+    assert match["tp"] == labels.max() and found.max() == labels.max()
+    assert nuclei_from_channel(np.full((32, 32), 7.0)).max() == 0
