@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmarks import baselines
-from benchmarks.data import (RESULTS, fmt, git_revision, load_mibi, load_vectra, machine_description, markdown_table,
+from benchmarks.data import (fmt, git_revision, load_mibi, load_vectra, machine_description, markdown_table, results_folder,
                              write_results)
 
 METRICS = ("pixel_f1", "auc", "mdice", "miou", "f1_iou50", "ap_iou50")
@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablation-budgets", nargs="*", default=["n100"], choices=["n100", "n200"],
                         help="budgets with the 'without self-supervised loss' ablation (default n100)")
     parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: examples/data)")
-    parser.add_argument("--out", default=str(RESULTS), help="where accuracy.md / accuracy.json go")
+    parser.add_argument("--out", default=None,
+                        help="where accuracy.md / accuracy.json go (default benchmarks/results; with --quick out/benchmarks-quick)")
     return parser
 
 
@@ -357,6 +358,7 @@ def header_lines(command: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
     args = build_parser().parse_args(argv)
+    args.out = results_folder(args.out, args.quick)
     if args.quick:
         args.seeds = 1
     args.seed_list = list(range(args.seeds))

@@ -18,6 +18,8 @@ import tifffile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+# Smoke runs (--quick) write here unless told otherwise, so they never replace the measured tables.
+QUICK_RESULTS = ROOT / "out" / "benchmarks-quick"
 MIBI_IDS = (0, 3, 5, 7)
 VECTRA_IDS = (1, 2)
 
@@ -120,6 +122,12 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def results_folder(out: Optional[str], quick: bool) -> str:
+    """Where a benchmark writes: ``--out`` when given, else the measured tables' folder, or a
+    scratch folder for a ``--quick`` smoke run."""
+    return out if out is not None else str(QUICK_RESULTS if quick else RESULTS)
 
 
 def write_results(out: str, stem: str, text: str, results: dict, default=str) -> Path:

@@ -6,6 +6,7 @@
 
 Writes benchmarks/results/{accuracy,speed}.{md,json}, time_to_accuracy.png and latest.md (the
 tables with date, machine and command: what the README shows); with CUDA, gpu.{md,json} too.
+``--quick`` writes to out/benchmarks-quick instead (unless ``--out`` says otherwise).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Optional, Sequence
 import torch
 
 from benchmarks import accuracy, gpu, speed
-from benchmarks.data import RESULTS
+from benchmarks.data import results_folder
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -28,8 +29,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "gpu", "impartial"],
                         help="leave out a benchmark ('impartial': accuracy baselines only)")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
     args = parser.parse_args(argv)
+    args.out = results_folder(args.out, args.quick)
     start = time.perf_counter()
     common = (["--data", args.data] if args.data else []) + ["--out", args.out]
     texts, reuse, baseline_f1 = [], None, None

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table, write_results
+from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table, results_folder, write_results
 
 PAPER_BATCH_S_GPU = 1.11   # the paper: one batch of 64 patches of 128^2 in 1.11 s (TensorFlow, GPU)
 PARTS = ("steps", "predict", "instances", "tta", "pipeline")
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=None, help="network width for prediction (default: NetworkConfig default)")
     parser.add_argument("--pipeline-size", type=int, default=2048, help="image side of the pipeline image sets")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
     parser.add_argument("--_predict-worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--_build-pipelines", nargs=2, help=argparse.SUPPRESS)
     return parser
@@ -516,6 +516,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Di
     from benchmarks.accuracy import header_lines
 
     args = build_parser().parse_args(argv)
+    args.out = results_folder(args.out, args.quick)
     if args._predict_worker:
         size, repeats, width, device = args._predict_worker
         _predict_worker(int(size), int(repeats), int(width), device)

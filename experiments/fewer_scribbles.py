@@ -44,14 +44,21 @@ def main() -> None:
     print(f"kept {args.keep:.0%} of the n100 strokes: {sum(counts)} nucleus strokes, "
           f"{sum(int((s > 0).sum()) for s in scribbles)} scribbled pixels", flush=True)
     fewer = dataclasses.replace(mibi, scribbles={"fewer": scribbles})
-    for name, weight in (("with self-supervised loss", TrainingConfig().reconstruction_weight), ("without", 0.0)):
+    compare_weights(fewer, "fewer", [("with self-supervised loss", TrainingConfig().reconstruction_weight), ("without", 0.0)],
+                    args.seeds)
+
+
+def compare_weights(mibi, budget: str, named_weights, seeds) -> None:
+    """Train default models with each (name, reconstruction weight) and seed; print mean ± std."""
+    for name, weight in named_weights:
         rows = []
-        for seed in args.seeds:
+        for seed in seeds:
             config = TrainingConfig(seed=seed, reconstruction_weight=weight)
-            s = impartial_mibi(fewer, "fewer", config, log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
+            s = impartial_mibi(mibi, budget, config, log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
             rows.append([s["mdice"], s["miou"], s["f1_iou50"]])
         m, sd = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(3)
         print(f"{name}: mDICE {m[0]:.3f} ± {sd[0]:.3f}, mIOU {m[1]:.3f} ± {sd[1]:.3f}, F1@0.5 {m[2]:.3f} ± {sd[2]:.3f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -176,7 +176,9 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     Markers for cells when only the whole-cell task was trained: the nuclear stain says where
     each cell is even where the cell probability shows no boundary between touching cells.
     The channel is smoothed (``sigma`` pixels) and percentile-normalised first, so one hot
-    pixel neither sets the threshold nor becomes a nucleus.
+    pixel neither sets the threshold nor becomes a nucleus. On the Vectra images such markers
+    cut worse cells than the distance split (``experiments/README.md``), so the module does not
+    use them; they are here for images whose nuclear stain is cleaner.
     """
     from skimage.filters import gaussian, threshold_otsu
 
