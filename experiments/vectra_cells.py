@@ -27,6 +27,7 @@ from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core.config import InstanceConfig, TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.instances import cells_from_probability, nuclei_from_channel  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
+from impartial_core.normalization import normalize  # noqa: E402
 from impartial_core.scribbles import BACKGROUND  # noqa: E402
 
 
@@ -42,8 +43,6 @@ VARIANTS = {
 def dim_ring(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
     """The scribbles with background kept only where both channels are dim (summed normalised
     intensity below its Otsu threshold): a user who scribbles background in the gaps only."""
-    from impartial_core.normalization import normalize
-
     total = normalize(image).sum(axis=0)
     out = scribbles.copy()
     out[(scribbles == BACKGROUND) & (total >= threshold_otsu(total))] = 0

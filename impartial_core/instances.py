@@ -11,10 +11,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.filters import gaussian, threshold_otsu
 from skimage.morphology import h_maxima
 from skimage.segmentation import clear_border, relabel_sequential, watershed
 
 from .config import InstanceConfig
+from .normalization import normalize
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -69,7 +71,9 @@ def _split_one_blob(distance: np.ndarray, blob: np.ndarray, h: float) -> np.ndar
     """
     inside = distance[blob]
     isolated = np.where(blob, distance, inside.min() - h - 1.0)
-    markers = ndi.label(h_maxima(isolated, h).astype(bool) & blob)[0]
+    # 8-connected: h_maxima may return one maximum as diagonal neighbours (float plateaus equal
+    # to rounding), which 4-connected labelling would count as two markers and split the blob.
+    markers = ndi.label(h_maxima(isolated, h).astype(bool) & blob, structure=np.ones((3, 3)))[0]
     if markers.max() <= 1:
         return blob.astype(np.int32)
     return watershed(-isolated, markers, mask=blob).astype(np.int32)
@@ -112,6 +116,11 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     return labels
 
 
+def _objects_in(mask: np.ndarray, config: InstanceConfig) -> np.ndarray:
+    """Label a mask's objects: touching ones split when ``config.split_touching``, else its components."""
+    return split_touching(mask, config.split_h) if config.split_touching else ndi.label(mask)[0]
+
+
 def _clean_up(labels: np.ndarray, config: InstanceConfig, min_size: int) -> np.ndarray:
     """Fill holes, drop small (and, if asked, border) objects, number 1..n."""
     if config.fill_holes:
@@ -125,8 +134,7 @@ def _clean_up(labels: np.ndarray, config: InstanceConfig, min_size: int) -> np.n
 def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
     """Nuclei labels: threshold, (split touching), fill holes, drop small and border objects."""
     mask = probability > threshold
-    labels = split_touching(mask, config.split_h) if config.split_touching else ndi.label(mask)[0]
-    return _clean_up(labels, config, config.min_size)
+    return _clean_up(_objects_in(mask, config), config, config.min_size)
 
 
 def cells_from_nuclei(
@@ -180,10 +188,6 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     cut worse cells than the distance split (``experiments/README.md``), so the module does not
     use them; they are here for images whose nuclear stain is cleaner.
     """
-    from skimage.filters import gaussian, threshold_otsu
-
-    from .normalization import normalize
-
     smooth = gaussian(normalize(np.asarray(channel, dtype=np.float32)[None])[0], sigma=sigma)
     # A constant channel has no foreground (Otsu is undefined there).
     if not np.ptp(smooth) > 0:
@@ -205,8 +209,7 @@ def cells_from_probability(
     """
     mask = cell_probability > threshold
     if seeds is None:
-        labels = split_touching(mask, config.split_h) if config.split_touching else ndi.label(mask)[0]
-        return _clean_up(labels, config, config.cell_min_size)
+        return _clean_up(_objects_in(mask, config), config, config.cell_min_size)
     seeds = np.asarray(seeds)
     if seeds.dtype == bool:
         markers = ndi.label(seeds & mask)[0]
@@ -215,8 +218,7 @@ def cells_from_probability(
     labels = watershed(-cell_probability.astype(np.float32), markers, mask=mask).astype(np.int32)
     unreached = mask & (labels == 0)
     if unreached.any():
-        rest = split_touching(unreached, config.split_h) if config.split_touching else ndi.label(unreached)[0]
-        labels[unreached] = rest[unreached] + labels.max()
+        labels[unreached] = _objects_in(unreached, config)[unreached] + labels.max()
     return _clean_up(labels, config, config.cell_min_size)
 
 
