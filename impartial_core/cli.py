@@ -2,8 +2,9 @@
 
     impartial train --image A.tif [--image B.tif ...] --scribbles A_s.tif [...] \\
         --task nuclei|cells|nuclei+cells --model OUT [--seed N]
-    impartial predict --model OUT --image X.tif [...] --out-dir DIR
-    impartial scribbles (--from-rois ZIP | --from-rgb PNG | --from-labels TIF | --simulate GT ...) ...
+    impartial predict --model OUT --image X.tif [...] --out-dir DIR [--overwrite]
+    impartial scribbles (--from-rois ZIP | --from-rgb PNG | --from-labels TIF --remap MAP
+                         | --from-instances TIF --objects nuclei|cells | --simulate GT ...) ... [--overwrite]
     impartial evaluate --pred P.tif --truth T.tif [--probability PROB.tif] ...
     impartial info --model OUT
 """
@@ -12,21 +13,106 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import __version__
-from .config import TASK_CHOICES, InstanceConfig, NetworkConfig, TrainingConfig, tasks_for
-from .imageio import read_image, write_tiff
-from .model_io import ModelFileError
+from .config import MAX_WIDTH, TASK_CHOICES, InstanceConfig, NetworkConfig, TrainingConfig, tasks_for
+from .imageio import image_stem, read_image, write_tiff, written_by_impartial
 from .normalization import as_channels_first
+
+log = logging.getLogger(__name__)
 
 
 class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+def _checked(kind: Callable[[str], Union[int, float]], accept: Callable[[float], bool], expected: str
+             ) -> Callable[[str], Union[int, float]]:
+    """An argparse ``type``: ``kind(text)`` if ``accept`` takes it. A refusal is an argparse error,
+    which names the option (``argument --iterations: must be ...``), before any work starts."""
+    def parse(text: str) -> Union[int, float]:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+    return parse
+
+
+POSITIVE_INT = _checked(int, lambda v: v >= 1, "a whole number of at least 1")
+NON_NEGATIVE_INT = _checked(int, lambda v: v >= 0, "a whole number of at least 0")
+POSITIVE_FLOAT = _checked(float, lambda v: v > 0, "a number above 0")
+PROBABILITY = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+WIDTH = _checked(int, lambda v: 1 <= v <= MAX_WIDTH, f"a whole number from 1 to {MAX_WIDTH}")
+
+
+def _refuse_existing(paths: Sequence[Path], overwrite: bool, what: str = "output file") -> None:
+    """Refuse to replace a user's file unless ``overwrite``.
+
+    Output files this package wrote itself (a re-run's earlier outputs) are replaced; any other file
+    of the same name, e.g. labels corrected by hand and saved over an output, is not.
+    """
+    existing = [path for path in paths if path.exists() and not written_by_impartial(path)]
+    if existing and not overwrite:
+        others = f", as do {len(existing) - 1} other output file(s)" if len(existing) > 1 else ""
+        raise CliError(f"the {what} {existing[0]} already exists and was not written by impartial{others}; "
+                       f"use --overwrite to replace {'them' if others else 'it'}")
+
+
+def _output_path(out_dir: Path, stem: str, part: str) -> Path:
+    """Where the ``part`` output (e.g. ``nuclei``) of the input named ``stem`` goes."""
+    return out_dir / f"{stem}_{part}.tif"
+
+
+def _output_stems(inputs: Sequence[str], parts: Sequence[str], out_dir: Path, overwrite: bool) -> List[str]:
+    """The stem naming each input's outputs ``out_dir/<stem>_<part>.tif``, all checked before any work.
+
+    Refuses an --out-dir that is a file; two inputs that would write the same files (the stem is the
+    file name without its folder and image suffix, so ``plate1/A01.tif`` and ``plate2/A01.tif``
+    clash; compared ignoring case, as macOS and Windows disks do); an output that is one of the
+    inputs; and files of those names that impartial did not write, unless ``overwrite``.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"--out-dir {out_dir} is a file, not a folder")
+    stems = [image_stem(path) for path in inputs]
+    first: Dict[str, int] = {}
+    for index, (path, stem) in enumerate(zip(inputs, stems)):
+        earlier = inputs[first.setdefault(stem.casefold(), index)]
+        if first[stem.casefold()] == index:
+            continue
+        if earlier == path:
+            raise CliError(f"{path} is given twice")
+        raise CliError(f"{earlier} and {path} would both write {_output_path(out_dir, stem, '*')}; "
+                       f"rename one of them, or run them separately with different --out-dir folders")
+    outputs = [_output_path(out_dir, stem, part) for stem in stems for part in parts]
+    sources = {Path(path).resolve() for path in inputs}
+    clobbered = [path for path in outputs if path.resolve() in sources]
+    if clobbered:
+        raise CliError(f"{clobbered[0]} would replace one of the input images; choose another --out-dir")
+    _refuse_existing(outputs, overwrite)
+    return stems
+
+
+def _check_model_destination(path: Path, overwrite: bool) -> None:
+    """Refuse a model path that could not be saved to, before minutes of training are spent."""
+    if path.is_dir():
+        raise CliError(f"--model {path} is a folder; give a file name such as {path / 'model.safetensors'}")
+    if path.exists() and not overwrite:
+        raise CliError(f"the model file {path} already exists; use --overwrite to replace it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise CliError(f"cannot save the model {path}: the folder {folder} does not exist (or is not a folder)")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"cannot save the model {path}: the folder {folder} is not writable")
 
 
 def _parse_mapping(text: Optional[str]) -> Optional[Dict[int, int]]:
@@ -58,20 +144,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if len(args.image) != len(args.scribbles):
         raise CliError(f"give one --scribbles per --image: got {len(args.image)} image(s) and {len(args.scribbles)} scribble file(s)")
+    model_path = Path(args.model)
+    # model.save refuses too; checking first spares minutes of training that could not be saved.
+    _check_model_destination(model_path, args.overwrite)
     images = [as_channels_first(read_image(p), source=str(p)) for p in args.image]
     mapping = _parse_mapping(args.remap)
     scribbles = []
     for path, image in zip(args.scribbles, images):
         raw = read_image(path)
         if mapping:
-            raw = remap_scribbles(raw, mapping)
+            raw = remap_scribbles(raw, mapping, source=str(path))
         scribbles.append(validate_scribbles(raw, image.shape[1:], source=str(path)))
     n_channels = images[0].shape[0]
     tasks = tasks_for(args.task, n_channels, args.nuclear_channel)
-    model_path = Path(args.model)
-    # model.save refuses too; checking first spares minutes of training that could not be saved.
-    if model_path.exists() and not args.overwrite:
-        raise CliError(f"the model file {model_path} already exists; use --overwrite to replace it")
     start_from = ImPartialModel.load(args.fine_tune) if args.fine_tune else None
     config = TrainingConfig(time_budget_s=args.time_budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
     model = ImPartialModel.train(images, scribbles, tasks, NetworkConfig(n_channels, args.width), config,
@@ -86,29 +171,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _object_names(task_names: Sequence[str]) -> List[str]:
+    """The object sets ``segment`` makes for these tasks (cytoplasm needs nuclei and cells)."""
+    names = [name for name in ("nuclei", "cells") if name in task_names]
+    return names + ["cytoplasm"] if len(names) == 2 else names
+
+
+def _instance_config(args: argparse.Namespace) -> InstanceConfig:
+    """How ``predict`` makes objects; --min-size applies to nuclei and cells alike."""
+    return InstanceConfig(threshold=args.threshold, min_size=args.min_size, cell_min_size=args.min_size,
+                          split_touching=not args.no_split, exclude_border=args.exclude_border)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .model import ImPartialModel
 
     model = ImPartialModel.load(args.model)
     out_dir = Path(args.out_dir)
+    object_names = _object_names(model.task_names)
+    map_names = [f"{task}_{kind}" for task in model.task_names for kind in ("probability", "uncertainty")]
+    stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = InstanceConfig(threshold=args.threshold, min_size=args.min_size, split_touching=not args.no_split,
-                            exclude_border=args.exclude_border)
-    for path in args.image:
+    config = _instance_config(args)
+    for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
         model.check_compatible(image.shape[0], source=f"the model {args.model}")
         maps = model.predict(image, flips=args.flips, device=args.device)
         objects = model.segment(maps, config)
-        stem = Path(path).name.split(".")[0]
         counts = []
-        for name in ("nuclei", "cells", "cytoplasm"):
+        for name in object_names:
             labels = getattr(objects, name)
-            if labels is not None:
-                write_tiff(out_dir / f"{stem}_{name}.tif", labels.astype(np.uint16 if labels.max() < 65536 else np.uint32))
-                counts.append(f"{int(labels.max())} {name}")
+            write_tiff(_output_path(out_dir, stem, name), labels.astype(np.uint16 if labels.max() < 65536 else np.uint32))
+            counts.append(f"{int(labels.max())} {name}")
         for task, m in maps.items():
-            write_tiff(out_dir / f"{stem}_{task}_probability.tif", m.foreground_probability.astype(np.float32))
-            write_tiff(out_dir / f"{stem}_{task}_uncertainty.tif", m.uncertainty.astype(np.float32))
+            write_tiff(_output_path(out_dir, stem, f"{task}_probability"), m.foreground_probability.astype(np.float32))
+            write_tiff(_output_path(out_dir, stem, f"{task}_uncertainty"), m.uncertainty.astype(np.float32))
         print(f"{path}: {', '.join(counts)} -> {out_dir}")
     return 0
 
@@ -118,31 +215,36 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     if args.simulate:
+        out_dir = Path(args.out_dir or ".")
+        stems = _output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         truths = [read_image(p) for p in args.simulate]
         results = sc.simulate_scribbles(truths, args.budget, args.seed)
-        out_dir = Path(args.out_dir or ".")
         out_dir.mkdir(parents=True, exist_ok=True)
-        for path, result in zip(args.simulate, results):
-            target = out_dir / f"{Path(path).name.split('.')[0]}_scribbles.tif"
+        for stem, truth, result in zip(stems, truths, results):
+            target = _output_path(out_dir, stem, "scribbles")
             write_tiff(target, result)
-            print(f"{target}: {sc.count_scribbled_objects(result, read_image(path))} scribbled objects")
+            print(f"{target}: {sc.count_scribbled_objects(result, truth)} scribbled objects")
         return 0
     if out is None:
         raise CliError("--out is required")
+    _refuse_existing([out], args.overwrite)
     if args.from_rois:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
         shape = as_channels_first(read_image(args.like)).shape[1:]
         instances = sc.rasterize_rois(sc.read_imagej_rois(args.from_rois), shape)
-        result = sc.scribbles_from_instances(instances, task=args.objects)
+        result = sc.scribbles_from_instances(instances, task=args.objects or "cells")
     elif args.from_rgb:
         result = sc.scribbles_from_rgb(read_image(args.from_rgb))
     elif args.from_labels:
         mapping = _parse_mapping(args.remap)
         if mapping is None:
             raise CliError("--from-labels needs --remap, e.g. --remap 10:1,20:2")
-        result = sc.remap_scribbles(read_image(args.from_labels), mapping)
+        result = sc.remap_scribbles(read_image(args.from_labels), mapping, source=args.from_labels)
     elif args.from_instances:
+        if not args.objects:
+            # No default: inside a nucleus is 2, inside a cell 3, which the nuclei task learns as "not nucleus".
+            raise CliError("--from-instances needs --objects nuclei or --objects cells: what the label image outlines")
         result = sc.scribbles_from_instances(read_image(args.from_instances), task=args.objects)
     else:
         raise CliError("say where the scribbles come from: --from-rois, --from-rgb, --from-labels, --from-instances or --simulate")
@@ -164,7 +266,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = []
     for i, (pred, truth) in enumerate(zip(args.pred, args.truth)):
         prob = read_image(probs[i]) if probs else None
-        result = evaluate_image(prob, read_image(pred), read_image(truth))
+        try:
+            result = evaluate_image(prob, read_image(pred), read_image(truth))
+        except ValueError as error:
+            files = f"--pred {pred} --truth {truth}" + (f" --probability {probs[i]}" if probs else "")
+            raise CliError(f"{files}: {error}") from error
         results.append(result)
         if len(args.pred) > 1:
             print(f"{pred}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
@@ -197,14 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scribbles", action="append", required=True, help="scribble image for the matching --image; repeat")
     p.add_argument("--task", choices=TASK_CHOICES, default="nuclei")
     p.add_argument("--model", required=True, help="model file to write (.safetensors)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm, e.g. '10:1,20:2'")
-    p.add_argument("--nuclear-channel", type=int, default=0,
+    p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT, default=0,
                    help="index of the nuclear stain channel in multi-channel images (default 0; 1 for the bundled Vectra images)")
     p.add_argument("--channel-names", nargs="*", help="names of the channels, stored in the model")
-    p.add_argument("--time-budget", type=float, default=TrainingConfig.time_budget_s, help="seconds of training at most")
-    p.add_argument("--iterations", type=int, default=TrainingConfig.max_iterations, help="iterations at most")
-    p.add_argument("--width", type=int, default=NetworkConfig.width, help="first-level filters of the U-Net")
+    p.add_argument("--time-budget", type=POSITIVE_FLOAT, default=TrainingConfig.time_budget_s, help="seconds of training at most")
+    p.add_argument("--iterations", type=POSITIVE_INT, default=TrainingConfig.max_iterations, help="iterations at most")
+    p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--fine-tune", metavar="MODEL", help="start from this model and continue with the given scribbles")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
@@ -214,10 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment images with a trained model")
     p.add_argument("--model", required=True)
     p.add_argument("--image", action="append", required=True, help="image to segment; repeat")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
-    p.add_argument("--min-size", type=int, default=InstanceConfig.min_size)
-    p.add_argument("--no-split", action="store_true", help="do not split touching nuclei")
+    p.add_argument("--out-dir", required=True,
+                   help="output folder: X.tif gives X_nuclei.tif, X_nuclei_probability.tif, ... (X.ome.tif gives X_...)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also replace files of the output names that impartial did not write (e.g. edited labels)")
+    p.add_argument("--threshold", type=PROBABILITY, help="probability threshold (default: the model's)")
+    p.add_argument("--min-size", type=NON_NEGATIVE_INT, default=InstanceConfig.min_size,
+                   help="smallest object kept, in pixels (nuclei and cells)")
+    p.add_argument("--no-split", action="store_true", help="do not split touching objects")
     p.add_argument("--exclude-border", action="store_true", help="drop objects touching the image border")
     p.add_argument("--flips", action="store_true", help="average over 4 flips (slower, smoother uncertainty)")
     p.add_argument("--device", default="auto")
@@ -231,12 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-instances", metavar="IMAGE", help="instance mask of whole objects (e.g. a napari Labels layer)")
     src.add_argument("--simulate", nargs="+", metavar="TRUTH", help="simulate the paper's scribbles from ground-truth masks")
     p.add_argument("--like", help="the image the ROIs belong to (gives the size)")
-    p.add_argument("--objects", choices=("nuclei", "cells"), default="cells", help="what traced objects are")
+    p.add_argument("--objects", choices=("nuclei", "cells"),
+                   help="what the traced objects are: nuclei (inside written as 2, nucleus) or cells (3, cytoplasm); "
+                        "required with --from-instances, default cells with --from-rois")
     p.add_argument("--remap")
-    p.add_argument("--budget", type=int, default=100, help="scribbled objects over all images (--simulate)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=POSITIVE_INT, default=100, help="scribbled objects over all images (--simulate)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--out", help="output scribble TIFF")
-    p.add_argument("--out-dir", help="output folder (--simulate)")
+    p.add_argument("--out-dir", help="output folder (--simulate): X.tif gives X_scribbles.tif")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also replace files of the output names that impartial did not write (e.g. edited labels)")
     p.set_defaults(func=cmd_scribbles)
 
     p = sub.add_parser("evaluate", help="accuracy of label images against ground truth")
@@ -252,13 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    """An error's message as one line (a torch error can span many); its type if it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CliError, ModelFileError, ValueError, FileNotFoundError) as error:
-        print(f"impartial {args.command}: error: {error}", file=sys.stderr)
+    except (CliError, ValueError, OSError, RuntimeError) as error:  # ModelFileError is a ValueError
+        log.info("the error in full:", exc_info=True)  # with --verbose
+        print(f"impartial {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nimpartial {args.command}: interrupted; no model file was written", file=sys.stderr)

@@ -6,8 +6,9 @@ CellProfiler module can build them from its settings.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .scribbles import BACKGROUND, CYTOPLASM, NUCLEUS
 
@@ -72,6 +73,15 @@ def tasks_for(choice: str, n_channels: int, nuclear_channel: int = 0) -> Tuple[T
     return tuple(tasks)
 
 
+# Limits of a network's shape. Far above any useful model (the module offers widths up to 128 and
+# depth 2), low enough that a model file describing a network cannot exhaust memory when it is built:
+# the deepest level has width * 2**depth filters, and its convolutions grow with that number squared.
+MAX_CHANNELS = 1024
+MAX_WIDTH = 256
+MAX_DEPTH = 6
+MAX_DEEPEST_WIDTH = 2048
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """U-Net shape. Depth 2 and two 3x3 convolutions per level as in the paper; width is ours."""
@@ -79,6 +89,15 @@ class NetworkConfig:
     n_channels: int = 1
     width: int = 16
     depth: int = 2
+
+    def __post_init__(self) -> None:
+        for name, value, limit in (("n_channels", self.n_channels, MAX_CHANNELS), ("width", self.width, MAX_WIDTH),
+                                   ("depth", self.depth, MAX_DEPTH)):
+            if not isinstance(value, numbers.Integral) or not 1 <= value <= limit:
+                raise ValueError(f"network {name} must be a whole number from 1 to {limit}, got {value!r}")
+        if self.width * 2 ** self.depth > MAX_DEEPEST_WIDTH:
+            raise ValueError(f"network width {self.width} with depth {self.depth} gives {self.width * 2 ** self.depth} "
+                             f"filters at the deepest level; at most {MAX_DEEPEST_WIDTH} are allowed")
 
 
 @dataclass(frozen=True)
@@ -139,10 +158,19 @@ def to_dict(obj: Any) -> Dict[str, Any]:
 
 
 def task_from_dict(data: Dict[str, Any]) -> TaskSpec:
-    return TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    """Rebuild a TaskSpec from JSON (lists become tuples), ignoring keys like ``from_dict``."""
+    lists_as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in _mapping(TaskSpec, data).items()}
+    return from_dict(TaskSpec, lists_as_tuples)
 
 
 def from_dict(cls, data: Dict[str, Any]):
     """Rebuild a config dataclass, ignoring keys a newer version added and an older one lacks."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    return cls(**{k: v for k, v in _mapping(cls, data).items() if k in names})
+
+
+def _mapping(cls, data: Any) -> Mapping[str, Any]:
+    """``data`` itself if it is a JSON object; a TypeError naming ``cls`` otherwise (a damaged model file)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__} settings must be a JSON object, got {type(data).__name__}")
+    return data

@@ -6,6 +6,23 @@ from pathlib import Path
 
 import numpy as np
 
+# Longest first, so "x.ome.tif" loses ".ome.tif", not only ".tif".
+IMAGE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png")
+
+
+def image_stem(path: os.PathLike) -> str:
+    """A file's name without its image suffix, for naming outputs after their input.
+
+    Only known image suffixes are removed (case-insensitively); other names lose their last suffix
+    (``Path.stem``). Dots elsewhere are kept: ``2024.01.05_A01.tif`` gives ``2024.01.05_A01``, so
+    dated or versioned names stay apart.
+    """
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
 
 def read_image(path: os.PathLike) -> np.ndarray:
     """Read a TIFF (with tifffile) or any other format imageio knows, as a numpy array."""
@@ -24,11 +41,31 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise ValueError(f"could not read image {path}: {error}") from error
 
 
+# The TIFF description of every file this package writes: how it tells its own earlier outputs
+# (which a re-run may replace) from a user's file of the same name (which it must not).
+WRITTEN_BY = "written by impartial"
+
+
+def written_by_impartial(path: os.PathLike) -> bool:
+    """Whether ``path`` is a TIFF that ``write_tiff`` wrote (and nobody re-saved since)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            return tif.pages[0].description == WRITTEN_BY
+    except Exception:  # not a TIFF, unreadable, ...: somebody else's file
+        return False
+
+
 def write_tiff(path: os.PathLike, array: np.ndarray) -> None:
     """Write an array as a (compressed) TIFF, via a temporary file so no partial file is left."""
     import tifffile
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
-    tifffile.imwrite(str(tmp), array, compression="zlib")
-    os.replace(tmp, path)
+    try:
+        tifffile.imwrite(str(tmp), array, compression="zlib", description=WRITTEN_BY, metadata=None)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():  # a failed write (full disk, ...) leaves neither a partial file nor a changed one
+            tmp.unlink()

@@ -6,6 +6,7 @@ numbers of each object set are consecutive from 1.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -243,8 +244,12 @@ def segment(
 
     objects = Objects()
     if "nuclei" in foreground_probability:
-        objects.nuclei = nuclei_from_probability(foreground_probability["nuclei"], threshold("nuclei"), config)
-        if "cells" in foreground_probability:
+        with_cells = "cells" in foreground_probability
+        # With cells, the border rule applies to cells: a nucleus near the border is kept until its
+        # cell is grown, or the neighbouring cells would flood its place and reach the border.
+        nuclei_config = dataclasses.replace(config, exclude_border=False) if with_cells else config
+        objects.nuclei = nuclei_from_probability(foreground_probability["nuclei"], threshold("nuclei"), nuclei_config)
+        if with_cells:
             objects.cells = cells_from_nuclei(objects.nuclei, foreground_probability["cells"], threshold("cells"), config)
             if config.exclude_border:
                 # A cell touching the border goes, and so do its nucleus and cytoplasm.

@@ -38,6 +38,28 @@ def training_fingerprint(images: Sequence[np.ndarray], scribbles: Sequence[np.nd
     return digest.hexdigest()
 
 
+def _network_for_weights(network: NetworkConfig, tasks: Sequence[TaskSpec], state: Dict[str, torch.Tensor],
+                         path: os.PathLike) -> ImPartialNet:
+    """The network a model file describes, with its weights; a ModelFileError naming ``path`` if they differ.
+
+    The shapes are compared on the meta device first (nothing is allocated there), so metadata that
+    describes a network far larger than the weights stored beside it is refused before it is built.
+    """
+    try:
+        with torch.device("meta"):
+            described = {k: tuple(v.shape) for k, v in ImPartialNet(network, tasks).state_dict().items()}
+        stored = {k: tuple(v.shape) for k, v in state.items()}
+        if described != stored:
+            differing = sorted(k for k in set(described) | set(stored) if described.get(k) != stored.get(k))
+            raise ValueError(f"{len(differing)} tensor(s) differ, e.g. {differing[0]}: "
+                             f"{described.get(differing[0])} described, {stored.get(differing[0])} stored")
+        net = ImPartialNet(network, tasks)
+        net.load_state_dict(state, strict=True)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: the weights do not match the network described in its metadata ({error})") from error
+    return net.eval()
+
+
 @dataclass
 class ImPartialModel:
     """A trained ImPartial network, its tasks, channels, thresholds and provenance."""
@@ -174,13 +196,12 @@ class ImPartialModel:
         try:
             network = from_dict(NetworkConfig, meta["network"])
             tasks = [task_from_dict(t) for t in meta["tasks"]]
-            net = ImPartialNet(network, tasks)
-            net.load_state_dict(state, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise ModelFileError(f"{path}: the weights do not match the network described in its metadata ({error})") from error
-        training = from_dict(TrainingConfig, meta["training"]) if meta.get("training") else None
-        return cls(net.eval(), {k: float(v) for k, v in meta.get("thresholds", {}).items()},
-                   tuple(meta.get("channels", {}).get("names", [])), training,
+            training = from_dict(TrainingConfig, meta["training"]) if meta.get("training") else None
+            thresholds = {str(k): float(v) for k, v in meta.get("thresholds", {}).items()}
+            channel_names = tuple(str(name) for name in meta.get("channels", {}).get("names", []))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ModelFileError(f"{path}: its metadata is damaged or not understood ({error})") from error
+        return cls(_network_for_weights(network, tasks, state, path), thresholds, channel_names, training,
                    meta.get("training_data_fingerprint", ""), meta.get("training_summary", {}))
 
     @staticmethod

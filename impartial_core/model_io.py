@@ -103,9 +103,14 @@ def _read(path: os.PathLike, with_weights: bool) -> Tuple[Dict[str, torch.Tensor
         metadata = json.loads(header[_METADATA_KEY])
     except (KeyError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path} holds tensors but no ImPartial metadata; it was not written by ImPartial") from error
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not an ImPartial model file (format {metadata.get('format')!r})")
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer ImPartial (model format {metadata['format_version']}); "
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ModelFileError(f"{path} is not an ImPartial model file (format {found!r})")
+    try:
+        version = int(metadata.get("format_version", 0))
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: its model format version {metadata['format_version']!r} is not a number") from error
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer ImPartial (model format {version}); "
                              f"update the impartial package to read it")
     return state, metadata

@@ -71,7 +71,7 @@ def _as_integer_array(values: np.ndarray, source: str) -> np.ndarray:
     raise ValueError(f"{source}: unsupported dtype {values.dtype}; expected integers")
 
 
-def remap_scribbles(labels: np.ndarray, mapping: Dict[int, int]) -> np.ndarray:
+def remap_scribbles(labels: np.ndarray, mapping: Dict[int, int], source: str = "labels") -> np.ndarray:
     """Map the values of a user's label image onto the scribble convention.
 
     Parameters
@@ -80,6 +80,8 @@ def remap_scribbles(labels: np.ndarray, mapping: Dict[int, int]) -> np.ndarray:
         The user's annotation, any shape.
     mapping : dict int -> int
         User value -> scribble value (0..3). ``0`` maps to ``0`` unless the mapping says otherwise.
+    source : str
+        What ``labels`` is (e.g. its file name), named in error messages.
 
     Returns
     -------
@@ -96,14 +98,14 @@ def remap_scribbles(labels: np.ndarray, mapping: Dict[int, int]) -> np.ndarray:
         raise ValueError(
             f"mapping: target values {bad_targets} are not scribble values {list(SCRIBBLE_VALUES)}"
         )
-    values = _as_integer_array(labels, "labels")
+    values = _as_integer_array(labels, source)
     table = {0: UNANNOTATED}
     table.update({int(k): int(v) for k, v in mapping.items()})
     present, inverse = np.unique(values, return_inverse=True)
     unexpected = [int(v) for v in present if int(v) not in table]
     if unexpected:
         raise ValueError(
-            f"labels: values {unexpected} are not in the mapping {sorted(table)}; "
+            f"{source}: values {unexpected} are not in the mapping {sorted(table)}; "
             f"add them to the mapping (map to 0 to ignore them)"
         )
     lookup = np.array([table[int(v)] for v in present], dtype=np.uint8)

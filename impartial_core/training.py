@@ -83,6 +83,11 @@ def _check_inputs(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray],
                     f"scribble some {role} pixels or check the scribble value mapping")
 
 
+def _has_scribbles(item: TrainingImage) -> bool:
+    """Whether an image has a scribbled pixel for some task, in its training or validation targets."""
+    return bool((item.train_targets != UNLABELLED).any() or (item.validation_targets != UNLABELLED).any())
+
+
 def _scribble_loss_on_images(net: ImPartialNet, data: Sequence[TrainingImage], attr: str, device: torch.device) -> Optional[float]:
     """Mean Brier loss over the scribbled pixels of whole images (validation or training targets)."""
     total, count = 0.0, 0
@@ -107,15 +112,19 @@ def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: 
 
     Near-ties (within 0.005) are usual, since scribbles seldom touch object borders; they resolve
     to the lowest candidate: the widest objects that still keep the background scribbles out.
+    Only images with scribbles are predicted: the others hold no pixel to score (often most of a
+    plate trained in a pipeline, and each prediction would be a whole image's).
     """
     candidates = np.round(np.arange(0.3, 0.7001, 0.05), 2)
-    maps = [predict_image(net, d.image, device=device) for d in data]
+    scribbled = [d for d in data if _has_scribbles(d)]
+    maps = [predict_image(net, d.image, device=device) for d in scribbled]
+    empty = np.zeros(0, np.float32)  # so that no scribbled pixels still concatenates
     thresholds = {}
     for t, task in enumerate(net.tasks):
-        fg = np.concatenate([m[task.name].foreground_probability[np.maximum(d.train_targets[t], d.validation_targets[t]) == 1]
-                             for m, d in zip(maps, data)])
-        bg = np.concatenate([m[task.name].foreground_probability[
-            (d.train_targets[t] == 0) | (d.validation_targets[t] == 0)] for m, d in zip(maps, data)])
+        fg = np.concatenate([empty] + [m[task.name].foreground_probability[
+            np.maximum(d.train_targets[t], d.validation_targets[t]) == 1] for m, d in zip(maps, scribbled)])
+        bg = np.concatenate([empty] + [m[task.name].foreground_probability[
+            (d.train_targets[t] == 0) | (d.validation_targets[t] == 0)] for m, d in zip(maps, scribbled)])
         scores = [((fg > c).mean() if fg.size else 0) + ((bg <= c).mean() if bg.size else 0) for c in candidates]
         ties = candidates[np.asarray(scores) >= max(scores) - 0.01]  # scores sum two accuracies
         thresholds[task.name] = float(ties.min())

@@ -10,6 +10,7 @@ starts as fast as without the plugin.
 import datetime
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -30,7 +31,13 @@ from cellprofiler_core.constants.measurement import (
 from cellprofiler_core.image import Image
 from cellprofiler_core.module import Module
 from cellprofiler_core.object import Objects
-from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME, DEFAULT_OUTPUT_FOLDER_NAME, get_headless
+from cellprofiler_core.preferences import (
+    ABSOLUTE_FOLDER_NAME,
+    DEFAULT_INPUT_SUBFOLDER_NAME,
+    DEFAULT_OUTPUT_FOLDER_NAME,
+    DEFAULT_OUTPUT_SUBFOLDER_NAME,
+    get_headless,
+)
 from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGroup, ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingButton
@@ -92,6 +99,9 @@ M_FINGERPRINT = "%s_%s" % (C_IMPARTIAL, FTR_FINGERPRINT)
 
 # Command-line switches that make a CellProfiler process run only part of the image sets: such a
 # process is a cluster job and must never train (every job would train its own model).
+# A group's image sets without scribbles only feed the self-supervised loss (which measured no gain
+# on the paper's data): a few are kept, not a whole plate's worth of images in memory.
+MAX_UNSCRIBBLED_IMAGE_SETS = 8
 _SLICE_SWITCHES = ("-f", "--first-image-set", "-l", "--last-image-set", "-g", "--group")
 
 LOG_EVERY_S = 10.0
@@ -135,10 +145,51 @@ def running_as_cluster_job(pipeline):
             return True
     except Exception:  # a pipeline without the method (never in CP 4.2 / 5)
         pass
-    for arg in sys.argv[1:]:
-        if arg in _SLICE_SWITCHES or any(arg.startswith(s + "=") for s in _SLICE_SWITCHES if s.startswith("--")):
-            return True
-    return False
+    return any(_selects_image_sets(arg) for arg in sys.argv[1:])
+
+
+def _selects_image_sets(arg):
+    """Whether one command-line word is a -f/-l/-g switch, in any spelling CellProfiler's parser takes.
+
+    ``-f 3``, ``-f3``, ``--first-image-set 3`` and ``--first-image-set=3`` all select image sets;
+    long options may also be abbreviated (``--first=3``), as optparse and argparse allow.
+    """
+    if arg.startswith("--"):
+        name = arg.split("=", 1)[0]
+        return len(name) > 3 and any(s.startswith(name) for s in _SLICE_SWITCHES if s.startswith("--"))
+    return any(arg.startswith(s) for s in _SLICE_SWITCHES if not s.startswith("--"))
+
+
+def _group_suffix(grouping):
+    """``Plate-P1_Well-A01`` for the grouping {"Metadata_Plate": "P1", "Metadata_Well": "A01"}; "" without groups."""
+    parts = []
+    for key, value in sorted((grouping or {}).items()):
+        key = key[len("Metadata_"):] if key.startswith("Metadata_") else key
+        parts.append("%s-%s" % tuple(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(text)).strip("-.") for text in (key, value)))
+    return "_".join(parts)
+
+
+def _grouping_of(workspace):
+    """The grouping (metadata key to value) of the current image set's group; {} without groups."""
+    number = workspace.measurements.image_set_number
+    _, groupings = workspace.pipeline.get_groupings(workspace)
+    for grouping, image_numbers in groupings:
+        if number in image_numbers:
+            return dict(grouping or {})
+    return {}
+
+
+def _forget_images(image_set, names):
+    """Drop the cached images and the image providers of these names from an image set.
+
+    ``Pipeline.run_group_with_yield`` means to restore the image set's providers after each image
+    set but cannot (CellProfiler 4.2 and 5 hand it a copy of the list), and NamesAndTypes *adds* a
+    provider per image set while ``get_image`` returns the first of a name. Without this, every
+    image set after the first, and every group after the first, would be read as the first one.
+    """
+    image_set.clear_cache()
+    for name in names:
+        image_set.remove_image_provider(name)
 
 
 def _scribbles_to_raw(image, setting_text):
@@ -179,9 +230,9 @@ ImPartial
 
 **ImPartial** segments nuclei, or nuclei with their whole cells and cytoplasm, after learning
 from a few **scribbles**: strokes that mark some background, some nuclei and (for cells) some
-cytoplasm. It trains a small neural network inside the pipeline on all image sets of a group,
-scribbled or not (it also learns from the unscribbled pixels by a self-supervised loss), saves it
-as a model file, and applies it to every image set.
+cytoplasm. It trains a small neural network inside the pipeline on the scribbled image sets of a group
+(and up to 8 unscribbled ones: it also learns from unscribbled pixels by a self-supervised loss),
+saves it as a model file, and applies it to every image set.
 
 |
 
@@ -243,14 +294,17 @@ Technical notes
 **Training and the model file.** With "Train in this pipeline" the module is an aggregation
 module, like CorrectIlluminationCalculate with "All: First cycle": before the first cycle of each
 group it runs the modules above it over every image set of the group, collects the channels and
-scribbles, and trains. The model is cached by a fingerprint of the images, scribbles and
+scribbles of the scribbled image sets (and of at most 8 others, so a plate of thousands of image
+sets does not have to fit in memory), and trains. The model is cached by a fingerprint of the images, scribbles and
 training settings: when the model file already holds a model of the same fingerprint it is loaded
 instead (so Test mode, stepping through image sets and re-running the pipeline never retrain),
 and a model trained in this CellProfiler session is kept in memory. When the model file holds a
 *different* model (other images, scribbles or settings), it is never silently replaced: it is
 renamed to ``<name>.<date-time>.bak.safetensors`` next to it (the log says so) and the new model
 is written in its place. Files are written atomically: a crash never leaves half a model.
-With several groups, each group trains its own model (and the file keeps the last one).
+With several groups (the Groups module), each group trains its own model and saves it under the
+file name plus the group's metadata, e.g. ``impartial_model_Plate-P1.safetensors`` for plate P1;
+cluster jobs load their own group's file.
 
 **Fine-tuning.** "Fine-tune a saved model with these scribbles" starts from the saved model and
 trains it further on this group's images and scribbles; the result goes to its own file (default
@@ -403,8 +457,10 @@ References
                                       doc="Pixels whose foreground probability is above this are foreground.")
         self.min_size = Integer("Minimum object size (pixels)", 20, minval=0,
                                 doc="Objects smaller than this (in pixels) are discarded.")
-        self.split_touching = Binary("Split touching nuclei?", True,
-                                     doc="Split touching nuclei by a watershed on their distance transform.")
+        self.split_touching = Binary(
+            "Split touching objects?", True,
+            doc="Split touching nuclei (with \"Cells only\": touching cells) by a watershed on their distance "
+                "transform. Cells grown from nuclei are always separated by their nuclei.")
         self.fill_holes = Binary("Fill holes in objects?", True, doc="Fill holes inside each object.")
         self.exclude_border = Binary("Discard objects touching the image border?", False,
                                      doc="Discard objects that touch the image border (with cells, a cell, its nucleus and "
@@ -425,7 +481,6 @@ References
                                                 doc="Name of the whole-cell uncertainty image.")
 
         self._model = None
-        self._model_source = None
 
     def add_channel(self, can_remove=True):
         group = SettingsGroup()
@@ -495,9 +550,7 @@ References
             if self.model_mode != MODE_SAVED:
                 result += [self.max_iterations, self.patch_size, self.batch_size, self.learning_rate, self.seed]
             result += [self.use_gpu]
-            if self.segment_choice != SEG_CELLS:
-                result += [self.split_touching]
-            result += [self.fill_holes, self.exclude_border]
+            result += [self.split_touching, self.fill_holes, self.exclude_border]
         result += [self.save_probability]
         if self.save_probability.value:
             if self.segment_choice != SEG_CELLS:
@@ -516,7 +569,20 @@ References
         return [self.channels[0].image_name] + [s for s in self.settings()[1 + len(self.channels):]]
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
+        if variable_revision_number > self.variable_revision_number:
+            raise ValueError(
+                "ImPartial: this pipeline was saved with a newer ImPartial plugin (module revision %d; this one "
+                "reads revisions up to %d). Install the newer plugin to open it." % (
+                    variable_revision_number, self.variable_revision_number))
         # Revision 1 is the first; later revisions add their conversions here, one step at a time.
+        fixed = len(self.settings()) - 1 - len(self.channels)
+        expected = 1 + int(setting_values[0]) + fixed
+        if len(setting_values) != expected:
+            # CellProfiler would pair the values with the wrong settings, or drop the missing ones.
+            raise ValueError(
+                "ImPartial: the pipeline holds %d setting values for this module where revision %d with %s "
+                "channel(s) has %d; the pipeline file was edited or damaged." % (
+                    len(setting_values), variable_revision_number, setting_values[0], expected))
         return setting_values, variable_revision_number
 
     def volumetric(self):
@@ -617,17 +683,33 @@ References
         return [group.image_name.value for group in self.channels]
 
     def scribble_values(self):
+        """Scribble image value -> the convention's class (1 background, 2 nucleus, 3 cytoplasm).
+
+        Cytoplasm scribbles count as background for nuclei, so a nuclei-only module reads the same
+        scribble images as a cells one; its (then hidden) cytoplasm value yields to the other two.
+        """
         values = {self.background_value.value: 1, self.nucleus_value.value: 2}
         if self.wants_cells():
             values[self.cytoplasm_value.value] = 3
+        else:
+            values.setdefault(self.cytoplasm_value.value, 3)
         return values
 
     def model_path(self):
         return os.path.join(self.model_directory.get_absolute_path(), self.model_file_name.value)
 
-    def output_model_path(self):
-        """The file this module writes (training, fine-tuning) or reads (saved model)."""
+    def output_model_path(self, grouping=None):
+        """The file this module writes (training, fine-tuning) and cluster jobs read back.
+
+        With Groups each group has its own model, so its file name carries the group's metadata
+        (``impartial_model_Plate-P1.safetensors``): groups neither replace each other's file nor
+        share a model, and each cluster job reads its own group's.
+        """
         name = self.fine_tuned_file_name.value if self.model_mode == MODE_FINE_TUNE else self.model_file_name.value
+        suffix = _group_suffix(grouping)
+        if suffix:
+            stem, extension = os.path.splitext(name)
+            name = "%s_%s%s" % (stem, suffix, extension)
         return os.path.join(self.model_directory.get_absolute_path(), name)
 
     def validate_module(self, pipeline):
@@ -638,7 +720,7 @@ References
         if len(set(self.channel_names())) != len(self.channels):
             raise ValidationError("The same image is selected twice as a channel: %s" % ", ".join(self.channel_names()),
                                   self.channels[-1].image_name)
-        if self.nuclear_channel.value > len(self.channels):
+        if len(self.channels) > 1 and self.nuclear_channel.value > len(self.channels):
             raise ValidationError(
                 "The nuclear stain channel is %d but only %d channel image(s) are selected" % (
                     self.nuclear_channel.value, len(self.channels)), self.nuclear_channel)
@@ -703,6 +785,12 @@ References
                 "\"Select a channel image\". Select the same channels in the same order, or train a new model."
                 % (path, count, " (%s)" % ", ".join(names) if names else "", len(self.channels)),
                 self.channels[-1].image_name if len(self.channels) > count else self.add_channel_button)
+        if names and sorted(names) == sorted(self.channel_names()) and names != self.channel_names():
+            raise self._error(
+                error_class,
+                "The model file %s was trained on the channels %s in this order, but \"Select a channel image\" "
+                "lists %s. Select them in the model's order." % (path, ", ".join(names), ", ".join(self.channel_names())),
+                self.channels[0].image_name)
         tasks = sorted(t.get("name") for t in meta.get("tasks", []))
         wanted = sorted(self.task_choice.split("+"))
         if tasks != wanted:
@@ -735,7 +823,7 @@ References
             time_budget_s=float(self.time_budget.value), seed=self.seed.value, device=self.device())
         instance = InstanceConfig(
             threshold=None if self.threshold_automatic.value else float(self.manual_threshold.value),
-            min_size=self.min_size.value, fill_holes=self.fill_holes.value,
+            min_size=self.min_size.value, cell_min_size=self.min_size.value, fill_holes=self.fill_holes.value,
             split_touching=self.split_touching.value, exclude_border=self.exclude_border.value)
         return network, training, instance
 
@@ -743,8 +831,11 @@ References
         # "auto" (not the device found) keeps the training fingerprint the same on every machine.
         return "auto" if self.use_gpu.value else "cpu"
 
-    def load_model(self, path, setting=None):
-        """Load a model file (cached per file stamp), check it fits the settings."""
+    def load_model(self, path, setting=None, missing_hint=None):
+        """Load a model file (cached per file stamp), check it fits the settings.
+
+        ``missing_hint`` is what the error for a missing file tells the user to do.
+        """
         _import_core()
         from impartial_core.model import ImPartialModel
 
@@ -753,9 +844,7 @@ References
             raise ValueError(
                 "ImPartial: the model file %s does not exist (setting \"%s\" in \"%s\"). %s" % (
                     path, setting.text, self.model_directory.text,
-                    "Cluster jobs never train: run the pipeline once on your workstation to train and save the "
-                    "model, then create the batch files." if self.model_mode != MODE_SAVED else
-                    "Train a model first with \"%s\"." % MODE_TRAIN))
+                    missing_hint or "Train a model first with \"%s\"." % MODE_TRAIN))
         self.check_saved_model(path, ValueError)
         key = _file_key(path)
         model = _cache_get(key)
@@ -775,14 +864,21 @@ References
             return True
         if running_as_cluster_job(pipeline):
             LOGGER.info("ImPartial: running as a cluster job (batch file or -f/-l/-g): loading the model, not training")
-            setting = self.fine_tuned_file_name if self.model_mode == MODE_FINE_TUNE else self.model_file_name
-            self._model = self.load_model(self.output_model_path(), setting)
+            self._model = self.load_output_model(grouping)
             return True
         if len(image_numbers) == 0:
             return True
         images, scribbles = self.collect_training_data(workspace, grouping, image_numbers)
-        self._model = self.train_or_load(images, scribbles)
+        self._model = self.train_or_load(images, scribbles, self.output_model_path(grouping))
         return True
+
+    def load_output_model(self, grouping):
+        """The model that training wrote for this group, for a process that does not train."""
+        setting = self.fine_tuned_file_name if self.model_mode == MODE_FINE_TUNE else self.model_file_name
+        return self.load_model(
+            self.output_model_path(grouping), setting,
+            "Cluster jobs never train: run the pipeline once on your workstation to train and save the model, "
+            "then create the batch files.")
 
     def collect_training_data(self, workspace, grouping, image_numbers):
         """Run the upstream modules over the group; return the (C, H, W) images and scribbles."""
@@ -793,7 +889,9 @@ References
         title = "#%d: ImPartial" % self.module_num
         message = "ImPartial is collecting %d image set(s) to train on" % len(image_numbers)
         images, scribbles = [], []
-        before = set(m.get_names()) if hasattr(m, "get_names") else set()
+        seen = unscribbled = 0
+        upstream_images = self.upstream_image_names(pipeline)
+        _forget_images(m, upstream_images)  # the previous group's last image set left them behind
         mapping = self.scribble_values()
         scribble_text = "\"%s\" (%s)" % (self.scribble_image.text, self.scribble_image.value)
         for w in pipeline.run_group_with_yield(workspace, grouping, image_numbers, self, title, message):
@@ -807,28 +905,36 @@ References
                     "setting \"%s\" must name the scribbles of the same image." % (
                         number, self.scribble_image.value, raw.shape[1], raw.shape[0], stack.shape[2], stack.shape[1],
                         self.scribble_image.text))
-            try:
-                scribble = remap_scribbles(raw, mapping)
-            except ValueError as error:
-                raise ValueError("ImPartial, image set %d: the scribble image %s holds values the settings \"%s\", "
-                                 "\"%s\"%s do not name (%s)" % (
-                                     number, self.scribble_image.value, self.background_value.text,
-                                     self.nucleus_value.text,
-                                     ", \"%s\"" % self.cytoplasm_value.text if self.wants_cells() else "", error))
-            images.append(stack)
-            scribbles.append(scribble)
-            image_set.clear_cache()
-            # CellProfiler 5's run_group_with_yield cannot restore the providers (its list is a copy):
-            # drop those the upstream modules added so the next image set gets its own images.
-            if hasattr(image_set, "remove_image_provider") and hasattr(image_set, "get_names"):
-                for name in set(image_set.get_names()) - before:
-                    image_set.remove_image_provider(name)
+            unknown = sorted(set(numpy.unique(raw).tolist()) - set(mapping) - {0})
+            if unknown:
+                named = [self.background_value, self.nucleus_value] + ([self.cytoplasm_value] if self.wants_cells() else [])
+                raise ValueError(
+                    "ImPartial, image set %d: the scribble image %s holds the value(s) %s, which none of the "
+                    "settings %s names. Set those to your scribble image's values, or erase the other values "
+                    "(0 means no scribble)." % (
+                        number, self.scribble_image.value, unknown[:10],
+                        ", ".join("\"%s\" (%d)" % (setting.text, setting.value) for setting in named)))
+            scribble = remap_scribbles(raw, mapping)
+            seen += 1
+            if scribble.any() or unscribbled < MAX_UNSCRIBBLED_IMAGE_SETS:
+                unscribbled += not scribble.any()
+                images.append(stack)
+                scribbles.append(scribble)
+            _forget_images(image_set, upstream_images)
         if not images:
             raise ValueError("ImPartial: no image set reached the module to train on")
-        self.check_scribbles(scribbles)
+        if seen > len(images):
+            LOGGER.info("ImPartial: %d of the group's %d image sets have no scribbles and were left out of training "
+                        "(at most %d such image sets are kept, for the self-supervised loss)",
+                        seen - len(images), seen, MAX_UNSCRIBBLED_IMAGE_SETS)
+        self.check_scribbles(scribbles, seen)
         return images, scribbles
 
-    def check_scribbles(self, scribbles):
+    def upstream_image_names(self, pipeline):
+        """The names of the images that the modules above this one make (NamesAndTypes' included)."""
+        return set(pipeline.get_provider_dictionary("imagegroup", self))
+
+    def check_scribbles(self, scribbles, n_image_sets):
         from impartial_core.config import tasks_for
 
         tasks = tasks_for(self.task_choice, 1, 0)
@@ -839,7 +945,7 @@ References
             raise ValueError(
                 "ImPartial: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some "
                 "background and nucleus scribbles (values %d and %d), or check the scribble image setting and its "
-                "values." % (len(scribbles), self.scribble_image.value, self.background_value.value,
+                "values." % (n_image_sets, self.scribble_image.value, self.background_value.value,
                              self.nucleus_value.value))
         value_of = {1: (self.background_value, "background"), 2: (self.nucleus_value, "nucleus"),
                     3: (self.cytoplasm_value, "cytoplasm")}
@@ -872,13 +978,13 @@ References
             arrays.append(data)
         return numpy.stack(arrays), first
 
-    def train_or_load(self, images, scribbles):
+    def train_or_load(self, images, scribbles, path):
         from impartial_core.config import tasks_for
         from impartial_core.model import ImPartialModel
         from impartial_core.normalization import as_channels_first
 
         n_channels = images[0].shape[0]
-        tasks = tasks_for(self.task_choice, n_channels, self.nuclear_channel.value - 1)
+        tasks = tasks_for(self.task_choice, n_channels, self.nuclear_channel.value - 1 if n_channels > 1 else 0)
         network, training, _ = self.get_configs(n_channels)
         start_from = None
         if self.model_mode == MODE_FINE_TUNE:
@@ -886,7 +992,7 @@ References
             network = start_from.net.network
         channels_first = [as_channels_first(im) for im in images]
         fingerprint = ImPartialModel.fingerprint_for(channels_first, scribbles, tasks, network, training, start_from)
-        path = self.output_model_path()
+        self.make_model_folder(os.path.dirname(path))
         model = _cache_get(("trained", fingerprint))
         file_matches = os.path.isfile(path) and self._file_fingerprint(path) == fingerprint
         if model is not None and file_matches:
@@ -913,12 +1019,19 @@ References
         except ModelFileError:
             return None
 
+    def make_model_folder(self, folder):
+        """Check, before any training, that the model can be saved; create a missing sub-folder."""
+        if os.path.isdir(folder):
+            return
+        if self.model_directory.dir_choice in (DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_SUBFOLDER_NAME):
+            os.makedirs(folder, exist_ok=True)  # as SaveImages makes its sub-folders
+            return
+        raise ValueError("ImPartial: cannot save the model: the folder %s (setting \"%s\") does not exist" % (
+            folder, self.model_directory.text))
+
     def save_model(self, model, path):
         """Write the model; a different model already at the path is kept as a dated backup."""
         folder = os.path.dirname(path)
-        if not os.path.isdir(folder):
-            raise ValueError("ImPartial: cannot save the model: the folder %s (setting \"%s\") does not exist" % (
-                folder, self.model_directory.text))
         if os.path.exists(path):
             stem = os.path.basename(path)
             if stem.endswith(".safetensors"):
@@ -966,8 +1079,7 @@ References
         model = self._model
         if model is None:
             # prepare_group did not run in this process (or the module was re-created): load the file.
-            setting = self.fine_tuned_file_name if self.model_mode == MODE_FINE_TUNE else self.model_file_name
-            model = self._model = self.load_model(self.output_model_path(), setting)
+            model = self._model = self.load_output_model(_grouping_of(workspace))
         stack, first = self.get_channels(workspace.image_set)
         try:
             model.check_compatible(stack.shape[0], self.task_choice.split("+"))

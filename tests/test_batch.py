@@ -172,3 +172,36 @@ def test_batch_file_made_from_a_training_pipeline(batch_run):
     reference = [r for r in H.read_csv(out / "Train_Nuclei.csv") if single_images[r["ImageNumber"]] == "0"]
     nuclei = H.read_csv(cluster_out / "Train_Nuclei.csv")
     assert int(float(images[0]["Count_Nuclei"])) == len(nuclei) == len(reference) > 10
+
+
+def test_groups_train_and_load_one_model_each(tmp_path):
+    """With Groups (one group per image here) each group trains on its own image sets and saves
+    its own model file, named after the group; a cluster job for one group (the switches written
+    as ``-f2 -l2``, which CellProfiler also accepts) loads that group's file and trains nothing."""
+    from impartial_core.model import ImPartialModel
+
+    inputs, out = H.write_mibi_crops(tmp_path / "in"), tmp_path / "out"
+    pipeline, problems = H.load_pipeline(H.PIPELINES / "train_model.cppipe")
+    assert not problems
+    H.set_values(H.module(pipeline, "ImPartial"), **dict(H.FAST_TRAINING, max_iterations=40))
+    groups = H.module(pipeline, "Groups")
+    groups.wants_groups.value = True
+    groups.grouping_metadata[0].metadata_choice.value = "ImageID"
+    path = H.write_pipeline(pipeline, tmp_path / "train_groups.cppipe")
+    _, log, _ = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", out], tmp_path / "groups.log")
+    files = {image_id: out / ("impartial_model_ImageID-%s.safetensors" % image_id) for image_id in ("0", "3")}
+    assert all(f.is_file() for f in files.values()), H.tail(log)
+    assert not (out / MODEL).exists()
+    assert log.count("ImPartial: training on 1 image set(s)") == 2, H.tail(log)
+    fingerprints = {i: ImPartialModel.read_metadata(f)["training_data_fingerprint"] for i, f in files.items()}
+    assert fingerprints["0"] != fingerprints["3"]
+    applied = {r["Metadata_ImageID"]: r["ImPartial_ModelFingerprint"] for r in H.read_csv(out / "Train_Image.csv")}
+    assert {i: fingerprints[i][: len(applied[i])] for i in applied} == applied, (applied, fingerprints)
+
+    stat = files["3"].stat()
+    _, log, _ = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", out, "-f2", "-l2"],
+                                   tmp_path / "group_job.log")
+    assert "running as a cluster job" in log and "loaded the model %s" % files["3"] in log, H.tail(log)
+    assert "ImPartial: training on" not in log
+    assert (files["3"].stat().st_mtime_ns, files["3"].stat().st_size) == (stat.st_mtime_ns, stat.st_size)
+    assert [r["Metadata_ImageID"] for r in H.read_csv(out / "Train_Image.csv")] == ["3"]

@@ -15,7 +15,7 @@ from impartial_core.metrics import match_at_iou, matched_dice_iou
 from impartial_core.network import ImPartialNet
 from impartial_core.normalization import as_channels_first, normalize
 from impartial_core.prediction import predict_image
-from impartial_core.sampling import PatchSampler, TrainingImage, split_validation, task_targets
+from impartial_core.sampling import PatchSampler, TrainingImage, prepare_training_images, split_validation, task_targets
 from impartial_core.training import TrainingDiverged, train
 
 from .synthetic import blobs
@@ -269,6 +269,25 @@ def test_diverging_training_stops_with_a_message():
               TrainingConfig(max_iterations=3, batch_size=2, patch_size=32))
 
 
+def test_thresholds_are_chosen_on_the_scribbled_images_only(trained, monkeypatch):
+    """Images without scribbles hold no pixel to score, so they are not predicted (a plate trained
+    in a pipeline is mostly such images), and the thresholds are those of the scribbled images."""
+    from impartial_core import training
+
+    result, image, _ = trained
+    scribbles = blobs(seed=1)[2]
+    images = [normalize(image[None])] + [normalize(blobs(seed=s)[0][None]) for s in (4, 5, 6)]
+    data = prepare_training_images(images, [scribbles] + [np.zeros_like(scribbles)] * 3, [nuclei_task()], 0.1,
+                                   np.random.default_rng(0))
+    expected = training.choose_thresholds(result.net, data[:1], torch.device("cpu"))
+    predicted = []
+    original = training.predict_image
+    monkeypatch.setattr(training, "predict_image",
+                        lambda net, image, **kw: predicted.append(image) or original(net, image, **kw))
+    assert training.choose_thresholds(result.net, data, torch.device("cpu")) == expected
+    assert len(predicted) == 1 and predicted[0] is data[0].image
+
+
 def test_training_needs_both_classes():
     image, _, scribbles = blobs(seed=2, size=64)
     only_fg = np.where(scribbles == 2, 2, 0).astype(np.uint8)
@@ -436,3 +455,19 @@ def test_nuclei_from_channel_finds_stained_nuclei_without_training():
     match = match_at_iou(found, labels, 0.5)
     assert match["tp"] == labels.max() and found.max() == labels.max()
     assert nuclei_from_channel(np.full((32, 32), 7.0)).max() == 0
+
+
+def test_border_rule_with_cells_keeps_the_inner_cells_whole():
+    """Discarding border objects with nuclei + cells: the border cell goes with its nucleus, and its
+    touching neighbour keeps its own extent (it must not flood the discarded cell's place)."""
+    nuclei, cells = np.zeros((40, 90), np.float32), np.zeros((40, 90), np.float32)
+    cells[5:35, 0:58], cells[5:35, 60:88] = 0.9, 0.9  # a cell on the left border touching a middle cell
+    cells[5:35, 28:30] = 0.6  # their faint shared edge
+    nuclei[15:25, 0:8], nuclei[15:25, 40:50], nuclei[15:25, 70:80] = 0.9, 0.9, 0.9
+    kept = segment({"nuclei": nuclei, "cells": cells}, {"nuclei": 0.5, "cells": 0.5},
+                   InstanceConfig(exclude_border=True, min_size=5))
+    everything = segment({"nuclei": nuclei, "cells": cells}, {"nuclei": 0.5, "cells": 0.5}, InstanceConfig(min_size=5))
+    assert everything.cells.max() == 3 and kept.cells.max() == kept.nuclei.max() == 2
+    middle = everything.cells == everything.cells[20, 45]
+    np.testing.assert_array_equal(kept.cells == kept.cells[20, 45], middle)
+    assert not middle[:, :28].any()

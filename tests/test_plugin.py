@@ -419,7 +419,7 @@ def test_settings_round_trip(tmp_path):
     assert type(copy).__name__ == "ImPartial"
     assert len(copy.channels) == 2
     assert [s.value_text for s in copy.settings()] == [s.value_text for s in module.settings()]
-    values = [s.value_text for s in module.settings()]
+    values = [s.unicode_value for s in module.settings()]  # what Pipeline.dump writes
     assert module.upgrade_settings(values, 1, "ImPartial") == (values, 1)
 
 
@@ -437,3 +437,107 @@ def test_help_text():
                     "Measurements made by this module", "Technical notes", "References", "2021.01.20.427458"):
         assert heading in doc
     assert module.category == "Object Processing" and module.variable_revision_number == 1
+
+
+# ---------------------------------------------------------------------------- review fixes (session 5)
+@pytest.mark.parametrize("argv, cluster", [
+    (["-c", "-r", "-p", "x.cppipe", "-f1", "-l1"], True),
+    (["-c", "-r", "-p", "x.cppipe", "--first-image-set=3"], True),
+    (["-c", "-r", "-p", "x.cppipe", "--first", "3"], True),
+    (["-c", "-r", "-p", "x.cppipe", "-gPlate=P1"], True),
+    (["-c", "-r", "-p", "x.cppipe", "--group", "Plate=P1"], True),
+    (["-c", "-r", "-p", "x.cppipe", "--file-list", "files.txt", "-L", "INFO"], False),
+])
+def test_cluster_job_switches_in_every_spelling(monkeypatch, argv, cluster):
+    plugin = plugin_module()
+    monkeypatch.setattr(sys, "argv", ["cellprofiler"] + argv)
+    assert plugin.running_as_cluster_job(Pipeline()) is cluster
+
+
+def test_group_model_file_names(tmp_path):
+    plugin = plugin_module()
+    module = make_module(tmp_path)
+    assert module.output_model_path({}) == str(tmp_path / "impartial_model.safetensors")
+    path = module.output_model_path({"Metadata_Plate": "P 1/2", "Metadata_Batch": "b3"})
+    assert path == str(tmp_path / "impartial_model_Batch-b3_Plate-P-1-2.safetensors")
+    assert plugin._group_suffix(None) == ""
+
+
+def test_settings_apply_to_the_objects_made(tmp_path):
+    """Cells only: the minimum size and the split setting are visible and act on the cells; a
+    nuclei-only module reads scribble images that also hold cytoplasm strokes (as background)."""
+    module = make_module(tmp_path, segment_choice="Cells only", min_size=55, split_touching=False)
+    assert module.split_touching in module.visible_settings()
+    _, _, instance = module.get_configs(1)
+    assert instance.cell_min_size == 55 and instance.split_touching is False
+    nuclei_only = make_module(tmp_path)
+    assert nuclei_only.scribble_values() == {1: 1, 2: 2, 3: 3}
+    nuclei_only.cytoplasm_value.value = 1  # hidden; must not take the background value over
+    assert nuclei_only.scribble_values() == {1: 1, 2: 2}
+
+
+def test_hidden_nuclear_channel_is_not_validated(tmp_path):
+    module = make_module(tmp_path)
+    module.add_channel()
+    module.channels[1].image_name.value = "Membrane"
+    module.nuclear_channel.value = 2
+    module.channels[1].remover.on_event_fired()  # the user removes the second channel
+    assert module.nuclear_channel not in module.visible_settings()
+    module.validate_module(make_pipeline(module, {"DNA": [np.zeros((64, 64), np.float32)]}))
+
+
+def test_upgrade_refuses_newer_and_damaged_settings(tmp_path):
+    module = make_module(tmp_path)
+    values = [s.unicode_value for s in module.settings()]
+    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 2"):
+        module.upgrade_settings(values, 2, "ImPartial")
+    for damaged in (values[:10], values[:5] + ["extra"] + values[5:]):
+        with pytest.raises(ValueError, match="setting values"):
+            module.upgrade_settings(damaged, 1, "ImPartial")
+
+
+def test_saved_model_channel_order_checked(tmp_path):
+    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
+    from impartial_core.model import ImPartialModel
+
+    image = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[5:10, 5:10], scribbles[30:35, 30:35] = 1, 2
+    model = ImPartialModel.train([image], [scribbles], tasks_for("nuclei", 2), NetworkConfig(2, 4),
+                                 TrainingConfig(patch_size=32, batch_size=2, max_iterations=1, device="cpu"),
+                                 channel_names=["DNA", "Membrane"])
+    model.save(str(tmp_path / "impartial_model.safetensors"))
+    module = make_module(tmp_path, model_mode="Use a saved model")
+    module.channels[0].image_name.value = "Membrane"
+    module.add_channel()
+    module.channels[1].image_name.value = "DNA"
+    with pytest.raises(ValidationError, match="DNA, Membrane in this order"):
+        module.validate_module(make_pipeline(module, {"Membrane": [image[1]], "DNA": [image[0]]}))
+
+
+def test_model_sub_folder_made_before_training(tmp_path):
+    from cellprofiler_core.preferences import DEFAULT_OUTPUT_SUBFOLDER_NAME
+
+    module = make_module(tmp_path)
+    module.model_directory.dir_choice = DEFAULT_OUTPUT_SUBFOLDER_NAME
+    module.make_model_folder(str(tmp_path / "models" / "run1"))
+    assert (tmp_path / "models" / "run1").is_dir()
+    module = make_module(tmp_path)  # an absolute folder that does not exist is the user's to fix
+    with pytest.raises(ValueError, match="does not exist"):
+        module.make_model_folder(str(tmp_path / "absent"))
+
+
+def test_unscribbled_image_sets_kept_only_up_to_the_cap(tmp_path, data, caplog):
+    images, scribbles, _ = data
+    from impartial_core.model import ImPartialModel
+
+    plugin = plugin_module()
+    n = plugin.MAX_UNSCRIBBLED_IMAGE_SETS + 3
+    channels = [images[0]] + [images[i % 2] + i for i in range(n)]
+    marks = [scribbles[0]] + [np.zeros_like(scribbles[0])] * n
+    module = make_module(tmp_path, max_iterations=2)
+    with caplog.at_level("INFO"):
+        run_pipeline(make_pipeline(module, {"DNA": channels}, marks), n + 1)
+    summary = ImPartialModel.read_metadata(str(tmp_path / "impartial_model.safetensors"))["training_summary"]
+    assert summary["n_images"] == 1 + plugin.MAX_UNSCRIBBLED_IMAGE_SETS
+    assert "3 of the group's %d image sets have no scribbles" % (n + 1) in caplog.text

@@ -91,6 +91,54 @@ def test_model_metadata_must_match_the_images(model_file):
         loaded.check_compatible(1, ["nuclei", "cells"])
 
 
+def _edited_copy(model_file: Path, folder: Path, edit) -> Path:
+    """A copy of ``model_file`` whose JSON metadata ``edit`` changed in place or replaced (by returning
+    something); the weights are unchanged."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(model_file), framework="pt") as handle:
+        metadata = json.loads(handle.metadata()["impartial"])
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    replaced = edit(metadata)
+    metadata = metadata if replaced is None else replaced
+    copy = folder / "edited.safetensors"
+    save_file(state, str(copy), metadata={"impartial": json.dumps(metadata)})
+    return copy
+
+
+def test_keys_a_newer_version_adds_to_a_task_are_ignored(model, model_file, tmp_path):
+    edited = _edited_copy(model_file, tmp_path, lambda meta: meta["tasks"][0].update(new_option=1))
+    loaded = ImPartialModel.load(edited)
+    assert loaded.tasks == model.tasks and loaded.thresholds == pytest.approx(model.thresholds)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda meta: meta["training"].update(time_budget_s=0), "time_budget_s must be positive"),
+    (lambda meta: meta.update(training=[1, 2]), "TrainingConfig settings must be a JSON object"),
+    (lambda meta: meta.update(tasks=5), "metadata"),
+    (lambda meta: [meta], "not an ImPartial model file"),
+    (lambda meta: meta.update(format_version="one"), "format version 'one' is not a number"),
+    (lambda meta: meta["network"].update(width=10 ** 7), "width must be a whole number from 1 to 256"),
+    (lambda meta: meta["network"].update(depth=40), "depth must be a whole number from 1 to 6"),
+    (lambda meta: meta["network"].update(width=256, depth=4), "at most 2048"),
+    # Within the limits but not the weights stored: refused before the network is built.
+    (lambda meta: meta["tasks"][0].update(n_foreground_components=10 ** 8), "weights do not match"),
+], ids=["time-budget-0", "training-not-an-object", "tasks-not-a-list", "metadata-not-an-object", "bad-version",
+        "huge-width", "huge-depth", "huge-deepest-level", "huge-head"])
+def test_damaged_or_crafted_metadata_is_refused_naming_the_file(model_file, tmp_path, edit, message):
+    """A model file's metadata is checked as a whole, and a network it describes is never built
+    larger than its weights (a crafted file cannot exhaust memory)."""
+    edited = _edited_copy(model_file, tmp_path, edit)
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError, match=message) as refused:
+        ImPartialModel.load(edited)
+    assert str(edited) in str(refused.value)
+    assert time.perf_counter() - started < 5
+
+
 # ---------------------------------------------------------------- atomic, never-clobbering writes
 def test_existing_model_is_never_silently_replaced(model, model_file):
     before = model_file.read_bytes()
@@ -196,8 +244,8 @@ def test_bad_scribble_images_are_named(bad, message):
 def test_scribble_values_outside_the_mapping_are_listed():
     from impartial_core.scribbles import remap_scribbles
 
-    with pytest.raises(ValueError, match="7"):
-        remap_scribbles(np.array([[0, 5, 7]]), {5: 1})
+    with pytest.raises(ValueError, match="^plate2/A01_scribbles.tif: values \\[7\\]"):
+        remap_scribbles(np.array([[0, 5, 7]]), {5: 1}, source="plate2/A01_scribbles.tif")
 
 
 def test_gpu_asked_for_but_absent_falls_back_to_cpu_with_a_warning():

@@ -1,0 +1,241 @@
+"""The command line's files and messages: output names, name clashes, ``--overwrite``, checks made
+before any work, and errors that name the file or option at fault.
+
+The commands run in-process (``cli.main``) on tiny images with an untrained model, so each test
+takes well under a second: what is tested is where outputs go and what is refused, not accuracy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from impartial_core import cli
+from impartial_core.config import NetworkConfig, tasks_for
+from impartial_core.imageio import image_stem
+from impartial_core.model import ImPartialModel
+from impartial_core.network import ImPartialNet
+
+from .synthetic import blobs
+
+
+def _run(capsys, *args: str) -> Tuple[int, str, str]:
+    """Run ``impartial ARGS`` in-process: (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _model(folder: Path, task: str = "nuclei") -> Path:
+    """An untrained one-channel model file (its outputs' names and counts are what matter here)."""
+    torch.manual_seed(0)
+    path = folder / f"{task}.safetensors"
+    ImPartialModel(ImPartialNet(NetworkConfig(1, 4), tasks_for(task, 1)).eval(), {"nuclei": 0.5, "cells": 0.5}).save(path)
+    return path
+
+
+def _image(path: Path, seed: int = 0) -> Path:
+    """A small synthetic nuclei image at ``path`` (its folder is made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, blobs(seed=seed, size=32, n=3)[0])
+    return path
+
+
+def _names(folder: Path) -> list:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ---------------------------------------------------------------- output names
+@pytest.mark.parametrize("name, stem", [
+    ("2024.01.05_A01.tif", "2024.01.05_A01"),
+    ("plate.v2/A01.TIFF", "A01"),
+    ("x.ome.tif", "x"),
+    ("x.OME.TIFF", "x"),
+    ("scan.1.png", "scan.1"),
+    ("labels.npy", "labels"),
+    (".tif", ".tif"),
+])
+def test_image_stem_removes_only_the_image_suffix(name, stem):
+    assert image_stem(name) == stem
+
+
+def test_predict_keeps_dotted_names_apart(tmp_path, capsys):
+    """Dated names differ only after their first dot: each image gets its own outputs."""
+    model = _model(tmp_path)
+    images = [_image(tmp_path / "2024.01.05_A01.tif", 1), _image(tmp_path / "2024.01.05_A02.tif", 2),
+              _image(tmp_path / "B.ome.tif", 3)]
+    status, out, err = _run(capsys, "predict", "--model", model, *[a for i in images for a in ("--image", i)],
+                            "--out-dir", tmp_path / "out")
+    assert status == 0, err
+    assert _names(tmp_path / "out") == sorted(f"{stem}_{part}.tif" for stem in ("2024.01.05_A01", "2024.01.05_A02", "B")
+                                              for part in ("nuclei", "nuclei_probability", "nuclei_uncertainty"))
+    assert len(out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("first, second", [("plate1/A01.tif", "plate2/A01.tif"), ("A01.tif", "A01.ome.tif")])
+def test_predict_refuses_two_inputs_with_the_same_output_names_before_any_work(tmp_path, capsys, first, second):
+    model = _model(tmp_path)
+    _image(tmp_path / first)
+    _image(tmp_path / second)
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", tmp_path / first, "--image", tmp_path / second,
+                          "--out-dir", tmp_path / "out")
+    assert status == 2
+    assert first in err and second in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_replaces_only_its_own_outputs_unless_overwrite(tmp_path, capsys):
+    model, image = _model(tmp_path), _image(tmp_path / "A01.tif")
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "A01_nuclei_uncertainty.tif"
+    mine.write_bytes(b"the user's file")
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", out)
+    assert status == 2 and str(mine) in err and "--overwrite" in err
+    assert mine.read_bytes() == b"the user's file" and _names(out) == [mine.name]
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", out, "--overwrite")
+    assert status == 0, err
+    assert tifffile.imread(mine).shape == (32, 32) and len(_names(out)) == 3
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", out)
+    assert status == 0, err  # its own earlier outputs are replaced without --overwrite
+
+
+def test_predict_never_writes_over_one_of_its_inputs(tmp_path, capsys):
+    """``a.tif`` writes ``a_nuclei.tif``: when that is another input, even --overwrite is refused."""
+    model = _model(tmp_path)
+    inputs = [_image(tmp_path / "a_nuclei.tif", 1), _image(tmp_path / "a.tif", 2)]
+    before = inputs[0].read_bytes()
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", inputs[0], "--image", inputs[1],
+                          "--out-dir", tmp_path, "--overwrite")
+    assert status == 2 and "input" in err
+    assert inputs[0].read_bytes() == before
+
+
+def test_predict_min_size_applies_to_cells(tmp_path, capsys):
+    """With threshold 0 the whole 32x32 image is one cell: --min-size above its area removes it."""
+    model, image = _model(tmp_path, "cells"), _image(tmp_path / "A01.tif")
+    counts = {}
+    for min_size in (0, 2000):
+        out = tmp_path / f"out{min_size}"
+        status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", out,
+                              "--threshold", "0", "--no-split", "--min-size", min_size)
+        assert status == 0, err
+        counts[min_size] = int(tifffile.imread(out / "A01_cells.tif").max())
+    assert counts == {0: 1, 2000: 0}
+
+
+# ---------------------------------------------------------------- scribbles
+def test_simulated_scribbles_keep_dotted_names_and_are_not_replaced_without_overwrite(tmp_path, capsys):
+    truths = []
+    for index, name in enumerate(("2024.01.05_A01.tif", "2024.01.05_A02.tif")):
+        truths.append(tmp_path / name)
+        tifffile.imwrite(truths[-1], blobs(seed=index, size=32, n=3)[1])
+    out = tmp_path / "out"
+    command = ["scribbles", "--simulate", *truths, "--budget", "4", "--out-dir", out]
+    status, _, err = _run(capsys, *command)
+    assert status == 0, err
+    assert _names(out) == ["2024.01.05_A01_scribbles.tif", "2024.01.05_A02_scribbles.tif"]
+    assert _run(capsys, *command)[0] == 0  # a re-run replaces the files impartial wrote itself
+    edited = out / "2024.01.05_A01_scribbles.tif"
+    tifffile.imwrite(edited, tifffile.imread(edited))  # the user re-saves it (e.g. after editing)
+    status, _, err = _run(capsys, *command)
+    assert status == 2 and str(edited) in err
+    assert _run(capsys, *command, "--overwrite")[0] == 0
+    same_name = tmp_path / "other" / "2024.01.05_A01.tif"
+    same_name.parent.mkdir()
+    tifffile.imwrite(same_name, blobs(seed=5, size=32, n=3)[1])
+    status, _, err = _run(capsys, "scribbles", "--simulate", truths[0], same_name, "--out-dir", tmp_path / "out2")
+    assert status == 2 and "would both write" in err and not (tmp_path / "out2").exists()
+
+
+def test_converted_scribbles_are_not_replaced_without_overwrite(tmp_path, capsys):
+    labels = tmp_path / "labels.tif"
+    tifffile.imwrite(labels, np.array([[0, 10, 20]], np.uint8))
+    out = tmp_path / "s.tif"
+    out.write_bytes(b"the user's scribbles")
+    status, _, err = _run(capsys, "scribbles", "--from-labels", labels, "--remap", "10:1,20:2", "--out", out)
+    assert status == 2 and str(out) in err and out.read_bytes() == b"the user's scribbles"
+    assert _run(capsys, "scribbles", "--from-labels", labels, "--remap", "10:1,20:2", "--out", out, "--overwrite")[0] == 0
+    assert tifffile.imread(out).tolist() == [[0, 1, 2]]
+
+
+def test_scribbles_from_instances_need_to_be_told_what_the_objects_are(tmp_path, capsys):
+    """Inside a nucleus is 2, inside a cell 3: a silent default would mislabel nuclei as cytoplasm."""
+    instances = tmp_path / "nuclei.tif"
+    tifffile.imwrite(instances, blobs(seed=0, size=48, n=3)[1])
+    status, _, err = _run(capsys, "scribbles", "--from-instances", instances, "--out", tmp_path / "s.tif")
+    assert status == 2 and "--objects" in err and not (tmp_path / "s.tif").exists()
+    status, _, err = _run(capsys, "scribbles", "--from-instances", instances, "--objects", "nuclei",
+                          "--out", tmp_path / "s.tif")
+    assert status == 0, err
+    assert set(np.unique(tifffile.imread(tmp_path / "s.tif"))) == {0, 1, 2}
+
+
+# ---------------------------------------------------------------- train: early checks
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training that fails the test: the checks under test must stop the command before it."""
+    def train(*_args, **_kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(ImPartialModel, "train", train)
+
+
+@pytest.mark.parametrize("folder", ["missing", "a_file.txt"])
+def test_train_checks_the_model_folder_before_training(tmp_path, capsys, no_training, folder):
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    (tmp_path / "a_file.txt").write_text("not a folder")
+    status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif",
+                          "--model", tmp_path / folder / "m.safetensors")
+    assert status == 2 and str(tmp_path / folder) in err
+
+
+def test_unmapped_scribble_values_name_their_file(tmp_path, capsys, no_training):
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", image)
+        tifffile.imwrite(tmp_path / f"{name}_s.tif", scribbles)
+    scribbles[0, 0] = 7
+    tifffile.imwrite(tmp_path / "b_s.tif", scribbles)
+    status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--image", tmp_path / "b.tif",
+                          "--scribbles", tmp_path / "a_s.tif", "--scribbles", tmp_path / "b_s.tif",
+                          "--remap", "1:1,2:2", "--model", tmp_path / "m.safetensors")
+    assert status == 2 and str(tmp_path / "b_s.tif") in err and "[7]" in err
+
+
+# ---------------------------------------------------------------- messages
+@pytest.mark.parametrize("command, option, value", [
+    ("train", "--iterations", "0"), ("train", "--time-budget", "0"), ("train", "--time-budget", "nan"),
+    ("train", "--width", "0"), ("train", "--width", "100000"), ("train", "--seed", "-1"),
+    ("predict", "--min-size", "-1"), ("predict", "--threshold", "1.5"), ("scribbles", "--budget", "0"),
+])
+def test_bad_numbers_are_refused_naming_the_option(capsys, command, option, value):
+    required = {"train": ["--image", "a.tif", "--scribbles", "s.tif", "--model", "m.safetensors"],
+                "predict": ["--model", "m.safetensors", "--image", "a.tif", "--out-dir", "out"],
+                "scribbles": ["--simulate", "t.tif"]}[command]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, *required, option, value])
+    assert stopped.value.code == 2
+    assert f"argument {option}: must be" in capsys.readouterr().err
+
+
+def test_evaluate_names_the_files_of_a_bad_pair(tmp_path, capsys):
+    good = np.zeros((16, 16), np.uint16)
+    good[4:8, 4:8] = 1
+    tifffile.imwrite(tmp_path / "good.tif", good)
+    tifffile.imwrite(tmp_path / "bad.tif", np.full((16, 16), 0.5, np.float32))
+    status, _, err = _run(capsys, "evaluate", "--pred", tmp_path / "good.tif", "--truth", tmp_path / "good.tif",
+                          "--pred", tmp_path / "good.tif", "--truth", tmp_path / "bad.tif")
+    assert status == 2 and str(tmp_path / "bad.tif") in err
+
+
+def test_system_errors_are_one_line_without_a_traceback(tmp_path, capsys):
+    model, image = _model(tmp_path), _image(tmp_path / "A01.tif")
+    status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", image / "sub")
+    assert status == 2
+    assert err.startswith("impartial predict: error: ") and len(err.splitlines()) == 1
