@@ -97,11 +97,11 @@ FTR_THRESHOLD = "Threshold"
 FTR_FINGERPRINT = "ModelFingerprint"
 M_FINGERPRINT = "%s_%s" % (C_IMPARTIAL, FTR_FINGERPRINT)
 
-# Command-line switches that make a CellProfiler process run only part of the image sets: such a
-# process is a cluster job and must never train (every job would train its own model).
 # A group's image sets without scribbles only feed the self-supervised loss (which measured no gain
 # on the paper's data): a few are kept, not a whole plate's worth of images in memory.
 MAX_UNSCRIBBLED_IMAGE_SETS = 8
+# Command-line switches that make a CellProfiler process run only part of the image sets: such a
+# process is a cluster job and must never train (every job would train its own model).
 _SLICE_SWITCHES = ("-f", "--first-image-set", "-l", "--last-image-set", "-g", "--group")
 
 LOG_EVERY_S = 10.0
@@ -230,9 +230,9 @@ ImPartial
 
 **ImPartial** segments nuclei, or nuclei with their whole cells and cytoplasm, after learning
 from a few **scribbles**: strokes that mark some background, some nuclei and (for cells) some
-cytoplasm. It trains a small neural network inside the pipeline on the scribbled image sets of a group
-(and up to 8 unscribbled ones: it also learns from unscribbled pixels by a self-supervised loss),
-saves it as a model file, and applies it to every image set.
+cytoplasm. It trains a small neural network inside the pipeline on the scribbled image sets of a
+group (and up to 8 unscribbled ones: it also learns from unscribbled pixels by a self-supervised
+loss), saves it as a model file, and applies it to every image set.
 
 |
 
@@ -295,8 +295,8 @@ Technical notes
 module, like CorrectIlluminationCalculate with "All: First cycle": before the first cycle of each
 group it runs the modules above it over every image set of the group, collects the channels and
 scribbles of the scribbled image sets (and of at most 8 others, so a plate of thousands of image
-sets does not have to fit in memory), and trains. The model is cached by a fingerprint of the images, scribbles and
-training settings: when the model file already holds a model of the same fingerprint it is loaded
+sets does not have to fit in memory), and trains. The model is cached by a fingerprint of the
+images, scribbles and training settings: when the model file already holds a model of the same fingerprint it is loaded
 instead (so Test mode, stepping through image sets and re-running the pipeline never retrain),
 and a model trained in this CellProfiler session is kept in memory. When the model file holds a
 *different* model (other images, scribbles or settings), it is never silently replaced: it is
