@@ -156,8 +156,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             raw = remap_scribbles(raw, mapping, source=str(path))
         scribbles.append(validate_scribbles(raw, image.shape[1:], source=str(path)))
     n_channels = images[0].shape[0]
-    tasks = tasks_for(args.task, n_channels, args.nuclear_channel)
     start_from = ImPartialModel.load(args.fine_tune) if args.fine_tune else None
+    nuclear_channel = args.nuclear_channel
+    if nuclear_channel is None:  # a fine-tuned model keeps the nuclear channel it was trained with
+        base_nuclei = [t for t in start_from.tasks if t.name == "nuclei"] if start_from else []
+        nuclear_channel = base_nuclei[0].reconstructed_channels[0] if base_nuclei else 0
+    tasks = tasks_for(args.task, n_channels, nuclear_channel)
     config = TrainingConfig(time_budget_s=args.time_budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
     model = ImPartialModel.train(images, scribbles, tasks, NetworkConfig(n_channels, args.width), config,
                                  channel_names=args.channel_names or (), progress=None if args.quiet else _progress_bar(),
@@ -305,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model file to write (.safetensors)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm, e.g. '10:1,20:2'")
-    p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT, default=0,
-                   help="index of the nuclear stain channel in multi-channel images (default 0; 1 for the bundled Vectra images)")
+    p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
+                   help="index of the nuclear stain channel in multi-channel images (default 0, or the fine-tuned "
+                        "model's; 1 for the bundled Vectra images)")
     p.add_argument("--channel-names", nargs="*", help="names of the channels, stored in the model")
     p.add_argument("--time-budget", type=POSITIVE_FLOAT, default=TrainingConfig.time_budget_s, help="seconds of training at most")
     p.add_argument("--iterations", type=POSITIVE_INT, default=TrainingConfig.max_iterations, help="iterations at most")

@@ -31,24 +31,33 @@ def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return labels
 
 
-def _fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
-    """Fill holes inside each object without merging touching objects.
+def _fill_holes_per_object(labels: np.ndarray, shared_fraction: float = 0.25) -> np.ndarray:
+    """Fill the holes of each object without merging touching objects.
 
-    Each hole pixel takes the number of its nearest object pixel: a hole enclosed by one object
-    goes to that object, one enclosed by several touching objects is shared between them.
+    A hole enclosed by one object becomes part of it. A hole that several touching objects enclose
+    together is filled (each pixel going to the nearest object) only while it is smaller than
+    ``shared_fraction`` of the smallest of them: such specks are dim pixels where objects meet (on
+    MIBI nuclei, filling them matches the truth better), while a larger one is background between
+    them, a gap in a cluster or the lumen in a ring of cells, and stays empty (as CellProfiler's own
+    hole filling leaves it).
     """
     holes, n_holes = ndi.label(ndi.binary_fill_holes(labels > 0) & (labels == 0))
     if n_holes == 0:
         return labels
+    areas = np.bincount(labels.ravel())
     filled = labels.copy()
     for index, box in enumerate(ndi.find_objects(holes), start=1):
-        # A hole pixel's nearest object pixel borders the hole, so the hole's bounding box plus
-        # a one-pixel margin holds it: no need for a distance transform of the whole image.
+        # The objects around a hole touch it, so its bounding box plus a one-pixel margin holds them.
         box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
         crop = labels[box]
         hole = holes[box] == index
-        _, (rows, cols) = ndi.distance_transform_edt(crop == 0, return_indices=True)
-        filled[box][hole] = crop[rows[hole], cols[hole]]
+        around = np.unique(crop[ndi.binary_dilation(hole) & ~hole])
+        around = around[around > 0]
+        if around.size == 1:
+            filled[box][hole] = around[0]
+        elif hole.sum() < shared_fraction * areas[around].min():
+            _, (rows, cols) = ndi.distance_transform_edt(crop == 0, return_indices=True)
+            filled[box][hole] = crop[rows[hole], cols[hole]]
     return filled
 
 

@@ -5,6 +5,8 @@ and scribbles, predict probability maps and objects, save it to and load it from
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime
 import hashlib
 import json
@@ -27,7 +29,11 @@ from .training import ProgressCallback, train
 
 
 def training_fingerprint(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], *configs: Any) -> str:
-    """A SHA-256 over the training images, scribbles and settings: equal inputs, equal model."""
+    """A SHA-256 over the training images, scribbles and settings: the identity of a training run.
+
+    Equal fingerprints mean equal inputs; the weights are equal too when the iteration limit (not
+    the time budget, which depends on the machine's speed) ended training.
+    """
     digest = hashlib.sha256()
     for array in list(images) + list(scribbles):
         array = np.ascontiguousarray(array)
@@ -96,6 +102,7 @@ class ImPartialModel:
         initial_state = None
         if start_from is not None:
             start_from.check_compatible(n_channels, [t.name for t in tasks])
+            start_from.check_same_tasks(tasks)
             network = start_from.net.network
             initial_state = start_from.net.state_dict()
         network = network or NetworkConfig(n_channels=n_channels)
@@ -148,6 +155,21 @@ class ImPartialModel:
             raise ModelFileError(f"{source} was trained on {self.n_channels} channel(s){names} but {n_channels} channel(s) were given")
         if task_names is not None and set(task_names) != set(self.task_names):
             raise ModelFileError(f"{source} segments {' + '.join(self.task_names)}, but {' + '.join(task_names)} was asked for")
+
+    def check_same_tasks(self, tasks: Sequence[TaskSpec]) -> None:
+        """Refuse to fine-tune with tasks that differ from the model's in more than their names.
+
+        A head's weights belong to what it learnt: nuclei reconstructed from DAPI are not nuclei
+        from another channel, and a scribble class cannot change sides.
+        """
+        mine = {t.name: t for t in self.tasks}
+        for task in tasks:
+            base = mine[task.name]
+            if task != base:
+                differ = [f"{f.name} {getattr(base, f.name)} (asked: {getattr(task, f.name)})"
+                          for f in dataclasses.fields(TaskSpec) if getattr(base, f.name) != getattr(task, f.name)]
+                raise ModelFileError(f"the model's {task.name} task was trained with {', '.join(differ)}; fine-tune "
+                                     f"with the same nuclear channel and scribble classes, or train a new model")
 
     # ------------------------------------------------------------------ use
     def predict(self, image: np.ndarray, flips: bool = False, reconstruct: bool = False,

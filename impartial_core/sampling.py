@@ -69,12 +69,25 @@ def prepare_training_images(
     validation_fraction: float,
     rng: np.random.Generator,
 ) -> List[TrainingImage]:
-    """Targets for every task, with a validation split drawn independently per image."""
+    """Targets for every task, with a validation split drawn independently per image.
+
+    A split that left a task's class (foreground or background) with no training pixel at all,
+    e.g. when every nucleus stroke lies in one block, is undone in the images whose validation
+    part holds that class: the network must see every class it is asked to learn.
+    """
     prepared = []
     for image, scribble in zip(images, scribbles):
         targets = np.stack([task_targets(scribble, t) for t in tasks])
         train, validation = split_validation(targets, validation_fraction, rng)
         prepared.append(TrainingImage(image, train, validation))
+    for t in range(len(tasks)):
+        for cls in (0, 1):
+            if any((item.train_targets[t] == cls).any() for item in prepared):
+                continue
+            for i, item in enumerate(prepared):
+                if (item.validation_targets[t] == cls).any():
+                    merged = np.where(item.validation_targets != UNLABELLED, item.validation_targets, item.train_targets)
+                    prepared[i] = TrainingImage(item.image, merged, np.full_like(merged, UNLABELLED))
     return prepared
 
 

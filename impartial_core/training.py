@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -83,48 +83,107 @@ def _check_inputs(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray],
                     f"scribble some {role} pixels or check the scribble value mapping")
 
 
-def _has_scribbles(item: TrainingImage) -> bool:
-    """Whether an image has a scribbled pixel for some task, in its training or validation targets."""
-    return bool((item.train_targets != UNLABELLED).any() or (item.validation_targets != UNLABELLED).any())
+# Validation and the threshold choice score the network on the scribbled pixels, predicting only
+# the image around them: an image whose scribbled blocks (of this grid) cover most of it is
+# predicted whole, else those blocks are, each with a margin of image so its probabilities are the
+# whole image's. Past a number of pixels, a seeded random choice of these windows is scored: a plate
+# of large, lightly scribbled images costs a bounded time per evaluation, not a prediction of each.
+EVALUATION_BLOCK = 256
+WHOLE_IMAGE_ABOVE = 0.4
+VALIDATION_PIXELS = 2 ** 20
+THRESHOLD_PIXELS = 2 ** 22
+
+Window = Tuple[int, slice, slice]   # image index, rows, columns
 
 
-def _scribble_loss_on_images(net: ImPartialNet, data: Sequence[TrainingImage], attr: str, device: torch.device) -> Optional[float]:
-    """Mean Brier loss over the scribbled pixels of whole images (validation or training targets)."""
-    total, count = 0.0, 0
-    for item in data:
-        targets = getattr(item, attr)
-        if not (targets != UNLABELLED).any():
-            continue
-        maps = predict_image(net, item.image, device=device)
+def evaluation_windows(targets: Sequence[np.ndarray], max_pixels: int, rng: np.random.Generator) -> List[Window]:
+    """Where to predict to score the labelled pixels of ``targets`` (one (T, H, W) array per image)."""
+    b = EVALUATION_BLOCK
+    windows: List[Window] = []
+    for index, target in enumerate(targets):
+        labelled = (target != UNLABELLED).any(axis=0)
+        h, w = labelled.shape
+        padded = np.zeros((-(-h // b) * b, -(-w // b) * b), bool)
+        padded[:h, :w] = labelled
+        blocks = padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).any(axis=(1, 3))
+        if blocks.mean() > WHOLE_IMAGE_ABOVE and h * w <= max_pixels:
+            windows.append((index, slice(0, h), slice(0, w)))
+        else:
+            windows += [(index, slice(y * b, min(y * b + b, h)), slice(x * b, min(x * b + b, w)))
+                        for y, x in np.argwhere(blocks)]
+    area = [(ys.stop - ys.start) * (xs.stop - xs.start) for _, ys, xs in windows]
+    if sum(area) <= max_pixels:
+        return windows
+    chosen, total = [], 0
+    for k in rng.permutation(len(windows)):
+        if total + area[k] <= max_pixels or not chosen:
+            chosen.append(k)
+            total += area[k]
+    return [windows[k] for k in sorted(chosen)]
+
+
+def _window_pixels(windows: Sequence[Window]) -> int:
+    return sum((ys.stop - ys.start) * (xs.stop - xs.start) for _, ys, xs in windows)
+
+
+def _probabilities_at_scribbles(net: ImPartialNet, images: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+                                windows: Sequence[Window], device: torch.device
+                                ) -> Dict[int, List[Tuple[np.ndarray, np.ndarray]]]:
+    """Per image index, per task: (foreground probability, target 0/1) at the labelled pixels of
+    ``targets`` inside ``windows``."""
+    context = 8 * net.multiple  # on the pooling grid, and beyond the depth-2 network's reach (~22 px)
+    found: Dict[int, List[Tuple[List[np.ndarray], List[np.ndarray]]]] = {}
+    for index, ys, xs in windows:
+        image, target = images[index], targets[index]
+        _, h, w = image.shape
+        y0, x0 = max(ys.start - context, 0), max(xs.start - context, 0)
+        maps = predict_image(net, image[:, y0:min(ys.stop + context, h), x0:min(xs.stop + context, w)], device=device)
+        inner = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+        per_task = found.setdefault(index, [([], []) for _ in net.tasks])
         for t, task in enumerate(net.tasks):
-            p = maps[task.name].foreground_probability
+            here = target[t][ys, xs] != UNLABELLED
+            per_task[t][0].append(maps[task.name].foreground_probability[inner][here])
+            per_task[t][1].append(target[t][ys, xs][here])
+    return {index: [(np.concatenate(p), np.concatenate(v)) for p, v in per_task] for index, per_task in found.items()}
+
+
+def _scribble_loss(net: ImPartialNet, images: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+                   windows: Sequence[Window], device: torch.device) -> Optional[float]:
+    """Mean Brier loss on the labelled pixels in ``windows``, averaged over images, tasks and classes."""
+    total, count = 0.0, 0
+    for pairs in _probabilities_at_scribbles(net, images, targets, windows, device).values():
+        for p, target in pairs:
             for cls in (0, 1):
-                sel = targets[t] == cls
+                sel = target == cls
                 if sel.any():
-                    err = (p[sel] - cls) ** 2
-                    total += float(err.mean())
+                    total += float(((p[sel] - cls) ** 2).mean())
                     count += 1
     return total / count if count else None
 
 
-def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device) -> Dict[str, float]:
-    """Per task, the threshold in [0.3, 0.7] with the best class-balanced accuracy on all scribbles.
+def all_scribbles(data: Sequence[TrainingImage]) -> List[np.ndarray]:
+    """Each image's training and validation targets together (they label different pixels)."""
+    return [np.where(d.train_targets != UNLABELLED, d.train_targets, d.validation_targets) for d in data]
+
+
+def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device,
+                      windows: Optional[Sequence[Window]] = None) -> Dict[str, float]:
+    """Per task, the threshold in [0.3, 0.7] with the best class-balanced accuracy on the scribbles.
 
     Near-ties (within 0.005) are usual, since scribbles seldom touch object borders; they resolve
     to the lowest candidate: the widest objects that still keep the background scribbles out.
-    Only images with scribbles are predicted: the others hold no pixel to score (often most of a
-    plate trained in a pipeline, and each prediction would be a whole image's).
+    ``windows`` (default: all scribbles, up to ``THRESHOLD_PIXELS``) says where they are scored.
     """
+    targets = all_scribbles(data)
+    if windows is None:
+        windows = evaluation_windows(targets, THRESHOLD_PIXELS, np.random.default_rng(0))
+    found = _probabilities_at_scribbles(net, [d.image for d in data], targets, windows, device)
     candidates = np.round(np.arange(0.3, 0.7001, 0.05), 2)
-    scribbled = [d for d in data if _has_scribbles(d)]
-    maps = [predict_image(net, d.image, device=device) for d in scribbled]
-    empty = np.zeros(0, np.float32)  # so that no scribbled pixels still concatenates
     thresholds = {}
     for t, task in enumerate(net.tasks):
-        fg = np.concatenate([empty] + [m[task.name].foreground_probability[
-            np.maximum(d.train_targets[t], d.validation_targets[t]) == 1] for m, d in zip(maps, scribbled)])
-        bg = np.concatenate([empty] + [m[task.name].foreground_probability[
-            (d.train_targets[t] == 0) | (d.validation_targets[t] == 0)] for m, d in zip(maps, scribbled)])
+        p = np.concatenate([np.zeros(0, np.float32)] + [pairs[t][0] for pairs in found.values()])
+        target = np.concatenate([np.zeros(0, np.int8)] + [pairs[t][1] for pairs in found.values()])
+        fg, bg = p[target == 1], p[target == 0]
         scores = [((fg > c).mean() if fg.size else 0) + ((bg <= c).mean() if bg.size else 0) for c in candidates]
         ties = candidates[np.asarray(scores) >= max(scores) - 0.01]  # scores sum two accuracies
         thresholds[task.name] = float(ties.min())
@@ -219,11 +278,20 @@ def train(
     history: List[Dict[str, float]] = []
     best_state, best_value, evals_since_best = None, math.inf, 0
     stopped_because = "iteration budget"
+    # What evaluating costs, in pixels to predict: the monitored scribbles at each evaluation, all
+    # of them once more to choose the thresholds. Its time is measured at the first evaluation and
+    # guessed before it (prediction is about a third of a training step per pixel).
+    images = [d.image for d in data]
+    monitored = [getattr(d, monitor) for d in data]
+    monitored_windows = evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(config.seed + 3))
+    threshold_windows = evaluation_windows(all_scribbles(data), THRESHOLD_PIXELS, np.random.default_rng(config.seed + 4))
+    monitored_pixels, all_pixels = _window_pixels(monitored_windows), _window_pixels(threshold_windows)
+    evaluation_s: Optional[float] = None
     start = time.perf_counter()
 
     def report(done: int, values: torch.Tensor, evaluate: bool) -> None:
         """Record iteration ``done``'s losses (and validation), then tell the progress callback."""
-        nonlocal best_state, best_value, evals_since_best
+        nonlocal best_state, best_value, evals_since_best, evaluation_s
         losses = dict(zip(loss_names, values.tolist()))
         if not math.isfinite(losses["total"]):
             raise TrainingDiverged(
@@ -231,7 +299,9 @@ def train(
                 f"try a lower learning rate than {config.learning_rate}")
         validation = None
         if evaluate:
-            validation = _scribble_loss_on_images(net, data, monitor, device)
+            began = time.perf_counter()
+            validation = _scribble_loss(net, images, monitored, monitored_windows, device)
+            evaluation_s = time.perf_counter() - began
             if validation is not None:
                 scheduler.step(validation)
                 if validation < best_value - 1e-5:
@@ -271,7 +341,13 @@ def train(
             stopped_because = f"no validation improvement in {config.patience} evaluations"
             break
         elapsed = time.perf_counter() - start
-        if elapsed + elapsed / iteration > config.time_budget_s:
+        step_s = elapsed / iteration
+        one_evaluation_s = (evaluation_s if evaluation_s is not None else
+                            step_s / 3 * monitored_pixels / (config.batch_size * config.patch_size ** 2))
+        next_evaluates = (iteration + 1) % config.eval_every == 0
+        # the last evaluation and the threshold choice must fit in the budget too
+        finishing_s = one_evaluation_s * (1 + all_pixels / max(monitored_pixels, 1))
+        if elapsed + step_s + one_evaluation_s * next_evaluates + finishing_s > config.time_budget_s:
             stopped_because = "time budget"
             break
     for done, values in pending:
@@ -279,13 +355,13 @@ def train(
 
     # A final evaluation so the last stretch of iterations is not thrown away unseen.
     if history and math.isnan(history[-1].get("validation", math.nan)):
-        validation = _scribble_loss_on_images(net, data, monitor, device)
+        validation = _scribble_loss(net, images, monitored, monitored_windows, device)
         if validation is not None and validation < best_value - 1e-5:
             best_value, best_state = validation, copy.deepcopy(net.state_dict())
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
-    thresholds = choose_thresholds(net, data, device)
+    thresholds = choose_thresholds(net, data, device, threshold_windows)
     elapsed = time.perf_counter() - start
     log.info("trained %d iterations in %.1f s (%s); best validation loss %.4f", iteration, elapsed, stopped_because, best_value)
     return TrainingResult(net, thresholds, history, iteration, elapsed, stopped_because,

@@ -446,7 +446,12 @@ References
                                   doc="Patches per training iteration.")
         self.learning_rate = Float("Learning rate", 0.002, minval=1e-6, maxval=1.0,
                                    doc="Adam learning rate.")
-        self.seed = Integer("Random seed", 0, minval=0, doc="Seed of the training randomness (same seed, same model).")
+        self.seed = Integer(
+            "Random seed", 0, minval=0,
+            doc="Seed of the training randomness. The same seed gives the same model on the CPU when the iteration "
+                "limit ends training; when the time budget ends it, the number of iterations (hence the model) "
+                "depends on the machine's speed. For a reproducible model, set the maximum iterations below what "
+                "the budget allows (the log says how many were done).")
         self.use_gpu = Binary("Use a GPU when available?", True,
                               doc="Train and predict on a CUDA or Apple GPU when there is one; otherwise the CPU.")
 

@@ -239,3 +239,22 @@ def test_system_errors_are_one_line_without_a_traceback(tmp_path, capsys):
     status, _, err = _run(capsys, "predict", "--model", model, "--image", image, "--out-dir", image / "sub")
     assert status == 2
     assert err.startswith("impartial predict: error: ") and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------- fine-tuning
+def test_fine_tuning_keeps_the_models_nuclear_channel(tmp_path, capsys):
+    """A model whose nuclei task learnt from channel 1 is fine-tuned on channel 1 when the option is
+    left out, and a different --nuclear-channel is refused rather than re-using its head elsewhere."""
+    torch.manual_seed(0)
+    base = tmp_path / "base.safetensors"
+    ImPartialModel(ImPartialNet(NetworkConfig(2, 4), tasks_for("nuclei", 2, 1)).eval(), {"nuclei": 0.5}).save(base)
+    image, _, scribbles = blobs(seed=1, size=64, n=4)
+    tifffile.imwrite(tmp_path / "a.tif", np.stack([np.zeros_like(image), image]))
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    command = ["train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif", "--fine-tune", base,
+               "--iterations", "2", "--quiet"]
+    status, _, err = _run(capsys, *command, "--model", tmp_path / "tuned.safetensors")
+    assert status == 0, err
+    assert ImPartialModel.load(tmp_path / "tuned.safetensors").tasks == tasks_for("nuclei", 2, 1)
+    status, _, err = _run(capsys, *command, "--nuclear-channel", "0", "--model", tmp_path / "other.safetensors")
+    assert status == 2 and "reconstructed_channels (1,) (asked: (0,))" in err

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from impartial_core.config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, nuclei_task, tasks_for
 from impartial_core.instances import cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment
-from impartial_core.losses import reconstruction_loss, scribble_loss
+from impartial_core.losses import UNLABELLED, reconstruction_loss, scribble_loss
 from impartial_core.masking import blind_spot_mask
 from impartial_core.metrics import match_at_iou, matched_dice_iou
 from impartial_core.network import ImPartialNet
@@ -285,7 +285,7 @@ def test_thresholds_are_chosen_on_the_scribbled_images_only(trained, monkeypatch
     monkeypatch.setattr(training, "predict_image",
                         lambda net, image, **kw: predicted.append(image) or original(net, image, **kw))
     assert training.choose_thresholds(result.net, data, torch.device("cpu")) == expected
-    assert len(predicted) == 1 and predicted[0] is data[0].image
+    assert len(predicted) == 1 and np.shares_memory(predicted[0], data[0].image)
 
 
 def test_training_needs_both_classes():
@@ -471,3 +471,68 @@ def test_border_rule_with_cells_keeps_the_inner_cells_whole():
     middle = everything.cells == everything.cells[20, 45]
     np.testing.assert_array_equal(kept.cells == kept.cells[20, 45], middle)
     assert not middle[:, :28].any()
+
+
+def test_scores_near_scribbles_equal_whole_image_scores(trained):
+    """Validation and thresholds predict only blocks around the scribbles (with a margin of image):
+    on a large, lightly scribbled image the scores equal those of predicting the whole image."""
+    from impartial_core import training
+
+    result = trained[0]
+    image, _, scribbles = blobs(seed=7, size=640, n=60)
+    sparse = np.zeros_like(scribbles)
+    sparse[:200, :200], sparse[500:, 300:] = scribbles[:200, :200], scribbles[500:, 300:]
+    data = prepare_training_images([normalize(image[None])], [sparse], [nuclei_task()], 0.0, np.random.default_rng(0))
+    targets = training.all_scribbles(data)
+    blocks = training.evaluation_windows(targets, training.THRESHOLD_PIXELS, np.random.default_rng(0))
+    whole = [(0, slice(0, 640), slice(0, 640))]
+    assert 1 < len(blocks) < 9 and all(ys.stop - ys.start <= training.EVALUATION_BLOCK for _, ys, _ in blocks)
+    cpu = torch.device("cpu")
+    assert training._scribble_loss(result.net, [data[0].image], targets, blocks, cpu) == pytest.approx(
+        training._scribble_loss(result.net, [data[0].image], targets, whole, cpu), abs=1e-6)
+    assert training.choose_thresholds(result.net, data, cpu) == training.choose_thresholds(result.net, data, cpu, whole)
+
+
+def test_evaluation_windows_are_bounded_and_seeded():
+    """A plate of scribbled images is scored on a seeded random share of its windows, within the cap."""
+    from impartial_core import training
+
+    targets = [np.full((1, 300, 300), 1, np.int8) for _ in range(30)]
+    chosen = training.evaluation_windows(targets, 2 ** 20, np.random.default_rng(5))
+    assert training._window_pixels(chosen) <= 2 ** 20 and len(chosen) == 2 ** 20 // (300 * 300)
+    assert chosen == training.evaluation_windows(targets, 2 ** 20, np.random.default_rng(5))
+    assert len({index for index, _, _ in chosen}) == len(chosen)  # whole small images, none twice
+    big = [np.full((1, 3000, 3000), UNLABELLED, np.int8)]
+    big[0][0, 10, 10] = 1
+    assert [(ys.start, xs.start) for _, ys, xs in training.evaluation_windows(big, 2 ** 20, np.random.default_rng(0))] \
+        == [(0, 0)]
+
+
+def test_holes_shared_by_touching_objects_are_filled_only_when_specks():
+    """A lumen that a ring of touching cells encloses stays background; a hole inside one object
+    and a speck where several objects meet are filled."""
+    from impartial_core.instances import _fill_holes_per_object
+
+    yy, xx = np.mgrid[:80, :80]
+    radius, angle = np.hypot(yy - 40, xx - 40), np.arctan2(yy - 40, xx - 40)
+    ring = (radius >= 15) & (radius < 30)
+    labels = np.where(ring, (angle + np.pi) // (np.pi / 4) % 8 + 1, 0).astype(np.int32)  # 8 cells around a lumen
+    filled = _fill_holes_per_object(labels)
+    np.testing.assert_array_equal(filled[radius < 15], 0)
+    labels[22, 42] = 0  # a hole inside one cell
+    labels[39:41, 56] = 0  # a speck on the seam between two cells
+    filled = _fill_holes_per_object(labels)
+    assert filled[22, 42] == labels[21, 42] and set(filled[39:41, 56]) == {labels[38, 56], labels[41, 56]}
+    np.testing.assert_array_equal(filled[radius < 15], 0)
+
+
+def test_validation_split_never_takes_a_class_away_from_training():
+    """All nucleus strokes in one validation block: the split is undone for that image, so the
+    network still sees nucleus pixels (it would otherwise learn that nothing is a nucleus)."""
+    scribbles = np.zeros((128, 128), np.uint8)
+    scribbles[::8, :] = 1
+    scribbles[40:44, 40:56] = 2  # every nucleus pixel in one 32-px block
+    for seed in range(20):
+        data = prepare_training_images([np.zeros((1, 128, 128), np.float32)], [scribbles], [nuclei_task()], 0.5,
+                                       np.random.default_rng(seed))
+        assert (data[0].train_targets == 1).any() and (data[0].train_targets == 0).any(), seed
