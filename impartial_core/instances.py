@@ -31,15 +31,14 @@ def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return labels
 
 
-def _fill_holes_per_object(labels: np.ndarray, shared_fraction: float = 0.25) -> np.ndarray:
+def _fill_holes_per_object(labels: np.ndarray) -> np.ndarray:
     """Fill the holes of each object without merging touching objects.
 
     A hole enclosed by one object becomes part of it. A hole that several touching objects enclose
-    together is filled (each pixel going to the nearest object) only while it is smaller than
-    ``shared_fraction`` of the smallest of them: such specks are dim pixels where objects meet (on
-    MIBI nuclei, filling them matches the truth better), while a larger one is background between
-    them, a gap in a cluster or the lumen in a ring of cells, and stays empty (as CellProfiler's own
-    hole filling leaves it).
+    together is filled (each pixel going to the nearest object) only while smaller than the smallest
+    of them: such a hole is dim pixels where objects meet (on the MIBI nuclei and Vectra cells,
+    filling them matches the truth slightly better), while a larger one is background between
+    them, e.g. the lumen in a ring of cells, and stays empty (as CellProfiler leaves it).
     """
     holes, n_holes = ndi.label(ndi.binary_fill_holes(labels > 0) & (labels == 0))
     if n_holes == 0:
@@ -55,7 +54,7 @@ def _fill_holes_per_object(labels: np.ndarray, shared_fraction: float = 0.25) ->
         around = around[around > 0]
         if around.size == 1:
             filled[box][hole] = around[0]
-        elif hole.sum() < shared_fraction * areas[around].min():
+        elif hole.sum() < areas[around].min():
             _, (rows, cols) = ndi.distance_transform_edt(crop == 0, return_indices=True)
             filled[box][hole] = crop[rows[hole], cols[hole]]
     return filled

@@ -508,7 +508,7 @@ def test_evaluation_windows_are_bounded_and_seeded():
         == [(0, 0)]
 
 
-def test_holes_shared_by_touching_objects_are_filled_only_when_specks():
+def test_holes_shared_by_touching_objects_are_filled_only_when_smaller_than_them():
     """A lumen that a ring of touching cells encloses stays background; a hole inside one object
     and a speck where several objects meet are filled."""
     from impartial_core.instances import _fill_holes_per_object
