@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -46,7 +46,11 @@ def write_model_file(path: os.PathLike, state: Dict[str, torch.Tensor], metadata
     header = {_METADATA_KEY: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}, sort_keys=True)}
     payload = save({k: v.detach().cpu().contiguous() for k, v in state.items()}, metadata=header)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
+        # Not tempfile.mkstemp: its files are readable by their owner only, and a model is shared
+        # like any output (cluster jobs of other users, a lab folder). os.open with mode 0o666
+        # gives what the user's umask allows; O_EXCL keeps the name this call's own.
+        tmp = str(folder / f".{path.name}.{secrets.token_hex(8)}.partial")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as error:
         raise ModelFileError(f"cannot save the model in {folder}: {error.strerror}") from error
     try:

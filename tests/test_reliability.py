@@ -147,6 +147,18 @@ def test_existing_model_is_never_silently_replaced(model, model_file):
     assert model_file.read_bytes() == before
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_model_file_gets_the_permissions_the_umask_allows(model, tmp_path):
+    """Not owner-only (as a temporary file would be): cluster jobs of other users read the model."""
+    umask = os.umask(0o022)
+    path = tmp_path / "shared.safetensors"
+    try:
+        model.save(path)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
 def test_disk_full_leaves_the_earlier_model_intact(model, model_file, monkeypatch):
     before = model_file.read_bytes()
 
