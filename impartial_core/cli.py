@@ -236,10 +236,12 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
         shape = as_channels_first(read_image(args.like)).shape[1:]
-        instances = sc.rasterize_rois(sc.read_imagej_rois(args.from_rois), shape)
-        result = sc.scribbles_from_instances(instances, task=args.objects or "cells")
+        result = sc.scribbles_from_rois(sc.read_imagej_rois(args.from_rois), shape, task=args.objects or "cells")
     elif args.from_rgb:
-        result = sc.scribbles_from_rgb(read_image(args.from_rgb))
+        result = sc.scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
+        if not result.any():
+            raise CliError(f"{args.from_rgb}: no pixel is painted in the scribble colours (blue background, red "
+                           f"nucleus, green cytoplasm); nothing was written")
     elif args.from_labels:
         mapping = _parse_mapping(args.remap)
         if mapping is None:
@@ -249,9 +251,12 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         if not args.objects:
             # No default: inside a nucleus is 2, inside a cell 3, which the nuclei task learns as "not nucleus".
             raise CliError("--from-instances needs --objects nuclei or --objects cells: what the label image outlines")
-        result = sc.scribbles_from_instances(read_image(args.from_instances), task=args.objects)
+        result = sc.scribbles_from_instances(read_image(args.from_instances), task=args.objects, source=args.from_instances)
     else:
         raise CliError("say where the scribbles come from: --from-rois, --from-rgb, --from-labels, --from-instances or --simulate")
+    if result.ndim != 2:
+        source = args.from_labels or args.from_instances or args.from_rgb
+        raise CliError(f"{source}: a scribble image is one 2-D plane; this one has shape {result.shape}")
     write_tiff(out, result.astype(np.uint8))
     values, counts = np.unique(result, return_counts=True)
     names = {0: "none", 1: "background", 2: "nucleus", 3: "cytoplasm"}
@@ -308,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASK_CHOICES, default="nuclei")
     p.add_argument("--model", required=True, help="model file to write (.safetensors)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm, e.g. '10:1,20:2'")
+    p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm, e.g. '10:1,20:2' "
+                                    "(write --remap=-1:1 when a value is negative)")
     p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
                    help="index of the nuclear stain channel in multi-channel images (default 0, or the fine-tuned "
                         "model's; 1 for the bundled Vectra images)")

@@ -175,14 +175,18 @@ def validate_scribbles(
 def _rgb_to_255(rgb: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Split an RGB(A) image into float RGB on a 0..255 scale and an opacity mask (or None)."""
     if np.issubdtype(rgb.dtype, np.integer) or rgb.dtype == bool:
-        # uint8 stays; wider integer types (uint16 paint exports) are scaled by their range
-        scale = 255.0 / 65535.0 if rgb.dtype.itemsize >= 2 and rgb.max() > 255 else 1.0
+        # uint8 stays; wider integers (16-bit exports, 12-bit cameras stored in uint16) are scaled
+        # by the bit depth their largest value needs
+        peak = int(rgb.max()) if rgb.size else 0
+        bits = max(8, int(np.ceil(np.log2(peak + 1))))
+        scale = 255.0 / (2 ** bits - 1)
         full = 255.0
         data = rgb.astype(np.float64) * scale
     elif np.issubdtype(rgb.dtype, np.floating):
-        # floats in [0, 1] are the usual convention; larger floats are taken as 0..255
+        # floats in [0, 1] are the usual convention (a little above 1 is rounding, or an interpolated
+        # brush edge); clearly larger floats are taken as 0..255
         finite_max = float(np.nanmax(rgb)) if rgb.size else 0.0
-        data = rgb.astype(np.float64) * (255.0 if finite_max <= 1.0 else 1.0)
+        data = rgb.astype(np.float64) * (255.0 if finite_max <= 1.5 else 1.0)
         full = 255.0
     else:
         raise ValueError(f"rgb: unsupported dtype {rgb.dtype}")
@@ -198,6 +202,7 @@ def scribbles_from_rgb(
     rgb: np.ndarray,
     colours: Optional[Dict[Tuple[int, int, int], int]] = None,
     tolerance: float = 60.0,
+    source: str = "rgb",
 ) -> np.ndarray:
     """Turn a paint image (one colour per class) into a scribble label image.
 
@@ -221,8 +226,10 @@ def scribbles_from_rgb(
     if colours is None:
         colours = DEFAULT_COLOURS
     array = np.asarray(rgb)
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # an ImageJ RGB composite is saved channel-first
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ValueError(f"rgb: expected an (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+        raise ValueError(f"{source}: expected an (H, W, 3) or (H, W, 4) RGB(A) image, got shape {array.shape}")
     if not colours:
         raise ValueError("colours: empty colour map")
     if tolerance < 0:
@@ -307,6 +314,8 @@ class Roi:
         True for an area (filled when rasterised), False for lines and points.
     subpaths : list of ndarray
         Closed outlines of a composite ROI (filled with the even-odd rule); one entry otherwise.
+    stroke_width : float
+        The line width ImageJ stores with the ROI (0 or 1 for a plain 1-px line).
     """
 
     name: str
@@ -314,6 +323,7 @@ class Roi:
     coordinates: np.ndarray
     closed: bool
     subpaths: List[np.ndarray] = field(default_factory=list)
+    stroke_width: float = 1.0
 
     @property
     def is_line(self) -> bool:
@@ -373,6 +383,12 @@ def _decode_roi(data: bytes, default_name: str, where: str) -> Roi:
     """Decode one ImageJ ``.roi`` record (the published big-endian binary layout)."""
     if len(data) < _HEADER_SIZE or data[:4] != b"Iout":
         raise ValueError(f"{where}: not an ImageJ ROI (missing 'Iout' header)")
+    roi = _decode_roi_shape(data, default_name, where)
+    roi.stroke_width = float(max(1, struct.unpack(">h", data[34:36])[0]))
+    return roi
+
+
+def _decode_roi_shape(data: bytes, default_name: str, where: str) -> Roi:
     version = struct.unpack(">h", data[4:6])[0]
     type_code = data[6]
     top, left, bottom, right = struct.unpack(">4h", data[8:16])
@@ -513,6 +529,29 @@ def rasterize_rois(rois: Sequence[Roi], shape: Tuple[int, int]) -> np.ndarray:
     return labels
 
 
+def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str = "cells") -> np.ndarray:
+    """Scribbles from Fiji ROIs: traced areas as whole objects, drawn lines and points as strokes.
+
+    Areas (polygons, ovals, freehand, composites) outline whole objects and become scribbles as
+    in :func:`scribbles_from_instances` (skeleton, inner contour, background ring). A line, polyline,
+    freeline or point is already a stroke inside an object: it is painted at its stroke width with
+    the task's foreground value and gets no background ring (a ring around a line drawn inside a
+    cell would call the cell around it background). Strokes are painted over the area scribbles.
+    """
+    areas = [roi for roi in rois if roi.closed]
+    scribbles = (scribbles_from_instances(rasterize_rois(areas, shape), task=task) if areas
+                 else np.zeros(tuple(shape), np.uint8))
+    for roi in rois:
+        if roi.closed:
+            continue
+        stroke = rasterize_rois([roi], shape) > 0
+        radius = (roi.stroke_width - 1) / 2
+        if radius >= 0.5:
+            stroke = ndi.distance_transform_edt(~stroke) <= radius
+        scribbles[stroke] = CYTOPLASM if task == "cells" else NUCLEUS
+    return scribbles
+
+
 # ----------------------------------------------------------------------------------------------
 # scribbles from instance masks
 # ----------------------------------------------------------------------------------------------
@@ -526,6 +565,11 @@ def _check_instances(instance_labels: np.ndarray, source: str = "instance_labels
     labels = _as_integer_array(labels, source)
     if labels.size and labels.min() < 0:
         raise ValueError(f"{source}: negative labels are not allowed")
+    if labels.size and labels.max() >= labels.size:
+        # ids as large as 4e9 (uint32 exports) would size per-id tables: number them 1..n first
+        labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+        if not (np.asarray(instance_labels) == 0).any():
+            labels = labels + 1  # no 0 present: the smallest id is an object too
     return labels
 
 
@@ -581,6 +625,7 @@ def scribbles_from_instances(
     inner_margin: int = 3,
     outer_ring: int = 2,
     foreground_value: Optional[int] = None,
+    source: str = "instance_labels",
 ) -> np.ndarray:
     """Turn whole annotated objects (e.g. rasterised Fiji traces) into scribbles.
 
@@ -621,7 +666,7 @@ def scribbles_from_instances(
         raise ValueError(
             f"inner_margin and outer_ring must be >= 0, got {inner_margin} and {outer_ring}"
         )
-    labels = _check_instances(instance_labels)
+    labels = _check_instances(instance_labels, source)
     scribbles = np.zeros(labels.shape, dtype=np.uint8)
     objects = labels > 0
     if not objects.any():

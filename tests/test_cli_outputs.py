@@ -258,3 +258,17 @@ def test_fine_tuning_keeps_the_models_nuclear_channel(tmp_path, capsys):
     assert ImPartialModel.load(tmp_path / "tuned.safetensors").tasks == tasks_for("nuclei", 2, 1)
     status, _, err = _run(capsys, *command, "--nuclear-channel", "0", "--model", tmp_path / "other.safetensors")
     assert status == 2 and "reconstructed_channels (1,) (asked: (0,))" in err
+
+
+def test_scribble_conversions_refuse_what_would_be_written_wrong(tmp_path, capsys):
+    """A label stack is not one scribble plane, and a paint image without the paint colours holds
+    no scribbles: both are refused naming the file, nothing is written."""
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.ones((5, 16, 16), np.uint8))
+    status, _, err = _run(capsys, "scribbles", "--from-labels", stack, "--remap", "1:2", "--out", tmp_path / "s.tif")
+    assert status == 2 and str(stack) in err and "2-D" in err
+    grey = tmp_path / "grey.tif"
+    tifffile.imwrite(grey, np.full((16, 16, 3), 128, np.uint8))
+    status, _, err = _run(capsys, "scribbles", "--from-rgb", grey, "--out", tmp_path / "s.tif")
+    assert status == 2 and str(grey) in err and "scribble colours" in err
+    assert not (tmp_path / "s.tif").exists()

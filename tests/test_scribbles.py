@@ -25,6 +25,7 @@ from impartial_core.scribbles import (
     remap_scribbles,
     scribbles_from_instances,
     scribbles_from_rgb,
+    scribbles_from_rois,
     scribbles_to_rgb,
     simulate_scribbles,
     validate_scribbles,
@@ -403,3 +404,35 @@ def test_count_scribbled_objects_shape_error():
 def test_roi_dataclass_is_line():
     roi = Roi("x", "polyline", np.zeros((2, 2)), False, [np.zeros((2, 2))])
     assert roi.is_line
+
+
+# ---------------------------------------------------------------- fourth review (session 5)
+def test_drawn_lines_and_points_are_strokes_at_their_width_without_a_background_ring():
+    """A line drawn inside a cell says "cell here": painted at its stroke width, no ring around it
+    (a ring would call the cell around the line background). Traced areas keep their ring."""
+    line = np.array([[10.0, 20.0], [50.0, 20.0]])
+    wide = Roi("stroke", "freeline", line, False, [line], stroke_width=5)
+    point = Roi("dot", "point", np.array([[30.0, 40.0]]), False, [np.array([[30.0, 40.0]])])
+    square = np.array([[5.0, 50.0], [25.0, 50.0], [25.0, 62.0], [5.0, 62.0]])
+    area = Roi("cell", "polygon", square, True, [square])
+    scribbles = scribbles_from_rois([wide, point, area], (64, 64), task="nuclei")
+    assert (scribbles[18:23, 12:48] == NUCLEUS).all() and (scribbles[15:26, 12:48] != BACKGROUND).all()
+    assert scribbles[40, 30] == NUCLEUS and not (scribbles[36:45, 26:35] == BACKGROUND).any()
+    assert (scribbles[45:70, 0:32] == BACKGROUND).any()  # the traced area's ring
+
+
+def test_instances_with_huge_ids_convert_like_small_ones():
+    labels = np.zeros((32, 32), np.uint32)
+    labels[4:12, 4:12], labels[16:28, 16:28] = 4_000_000_000, 7
+    small = np.where(labels == 7, 1, np.where(labels > 0, 2, 0))
+    np.testing.assert_array_equal(scribbles_from_instances(labels), scribbles_from_instances(small))
+
+
+def test_paint_in_12_bits_and_channel_first_is_read():
+    scribbles = np.zeros((16, 16), np.uint8)
+    scribbles[2:5, 2:12], scribbles[8:12, 3:9] = BACKGROUND, NUCLEUS
+    rgb8 = scribbles_to_rgb(scribbles)
+    twelve_bit = (rgb8.astype(np.uint16) * 4095 // 255).astype(np.uint16)
+    np.testing.assert_array_equal(scribbles_from_rgb(twelve_bit), scribbles)
+    np.testing.assert_array_equal(scribbles_from_rgb(np.moveaxis(rgb8, -1, 0)), scribbles)
+    np.testing.assert_array_equal(scribbles_from_rgb(rgb8.astype(np.float32) / 255 * 1.001), scribbles)
