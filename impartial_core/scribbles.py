@@ -10,6 +10,7 @@ objects, full instance masks); the functions here map them onto this one.
 """
 from __future__ import annotations
 
+import math
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -340,12 +341,22 @@ def _ellipse_vertices(left: float, top: float, width: float, height: float) -> n
     return np.stack([x, y], axis=1)
 
 
+def _bezier_points(start: Tuple[float, float], args: np.ndarray, pieces: int = 16) -> List[Tuple[float, float]]:
+    """Points along a quadratic (4 args) or cubic (6 args) Bezier curve from ``start``, its start excluded."""
+    controls = np.vstack([np.asarray(start, np.float64)[None], args.reshape(-1, 2)])  # (degree + 1, 2)
+    degree = len(controls) - 1
+    t = np.linspace(0.0, 1.0, pieces + 1)[1:, None]
+    # Bernstein form: sum over control points of C(n, k) t^k (1 - t)^(n - k) P_k
+    weights = np.hstack([math.comb(degree, k) * t ** k * (1 - t) ** (degree - k) for k in range(degree + 1)])
+    return [tuple(point) for point in weights @ controls]
+
+
 def _composite_paths(data: bytes, n_floats: int, where: str) -> List[np.ndarray]:
     """Decode the path of a composite (shape) ROI into closed polygons.
 
     The path is a float list of segments: 0 moveTo x y, 1 lineTo x y, 2 quadTo x1 y1 x2 y2,
-    3 cubicTo x1 y1 x2 y2 x3 y3, 4 close; coordinates are absolute. Curves keep their end points
-    only (ImageJ writes traced and polygon shapes as straight segments).
+    3 cubicTo x1 y1 x2 y2 x3 y3, 4 close; coordinates are absolute. Curves (rounded rectangles,
+    shapes combined with ovals) are flattened into short straight pieces.
     """
     end = _HEADER_SIZE + 4 * n_floats
     if len(data) < end:
@@ -367,8 +378,10 @@ def _composite_paths(data: bytes, n_floats: int, where: str) -> List[np.ndarray]
             if len(current) >= 3:
                 paths.append(np.asarray(current))
             current = [(args[0], args[1])]
-        elif code in (1, 2, 3):
-            current.append((args[-2], args[-1]))
+        elif code == 1:
+            current.append((args[0], args[1]))
+        elif code in (2, 3):
+            current.extend(_bezier_points(current[-1] if current else (args[0], args[1]), args))
         else:  # close
             if len(current) >= 3:
                 paths.append(np.asarray(current))

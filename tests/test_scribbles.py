@@ -436,3 +436,17 @@ def test_paint_in_12_bits_and_channel_first_is_read():
     np.testing.assert_array_equal(scribbles_from_rgb(twelve_bit), scribbles)
     np.testing.assert_array_equal(scribbles_from_rgb(np.moveaxis(rgb8, -1, 0)), scribbles)
     np.testing.assert_array_equal(scribbles_from_rgb(rgb8.astype(np.float32) / 255 * 1.001), scribbles)
+
+
+def test_composite_curves_are_followed_not_cut_short():
+    """A composite ROI whose outline is a quarter-circle arc (cubic segment) plus straight edges:
+    filled like the quarter disc it is, not like the triangle of its end points."""
+    from impartial_core.scribbles import _decode_roi
+
+    k = 0.5523 * 40  # cubic Bezier control offset for a quarter circle of radius 40
+    path = [0, 0, 0, 1, 40, 0, 3, 40, k, k, 40, 0, 40, 4]  # moveTo, lineTo, cubicTo, close
+    header = bytearray(_roi_bytes(1, 0, 0, 40, 40))
+    header[36:40] = struct.pack(">i", len(path))
+    roi = _decode_roi(bytes(header[:64]) + struct.pack(f">{len(path)}f", *path), "arc", "arc.roi")
+    area = int((rasterize_rois([roi], (64, 64)) > 0).sum())
+    assert abs(area - np.pi * 40 ** 2 / 4) < 0.02 * np.pi * 40 ** 2 / 4, area
