@@ -55,16 +55,18 @@ PROBABILITY = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 WIDTH = _checked(int, lambda v: 1 <= v <= MAX_WIDTH, f"a whole number from 1 to {MAX_WIDTH}")
 
 
-def _refuse_existing(paths: Sequence[Path], overwrite: bool, what: str = "output file") -> None:
+def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
     """Refuse to replace a user's file unless ``overwrite``.
 
     Output files this package wrote itself (a re-run's earlier outputs) are replaced; any other file
     of the same name, e.g. labels corrected by hand and saved over an output, is not.
     """
+    if overwrite:
+        return
     existing = [path for path in paths if path.exists() and not written_by_impartial(path)]
-    if existing and not overwrite:
+    if existing:
         others = f", as do {len(existing) - 1} other output file(s)" if len(existing) > 1 else ""
-        raise CliError(f"the {what} {existing[0]} already exists and was not written by impartial{others}; "
+        raise CliError(f"the output file {existing[0]} already exists and was not written by impartial{others}; "
                        f"use --overwrite to replace {'them' if others else 'it'}")
 
 

@@ -5,13 +5,11 @@ and scribbles, predict probability maps and objects, save it to and load it from
 """
 from __future__ import annotations
 
-import dataclasses
-
 import datetime
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -167,7 +165,7 @@ class ImPartialModel:
             base = mine[task.name]
             if task != base:
                 differ = [f"{f.name} {getattr(base, f.name)} (asked: {getattr(task, f.name)})"
-                          for f in dataclasses.fields(TaskSpec) if getattr(base, f.name) != getattr(task, f.name)]
+                          for f in fields(TaskSpec) if getattr(base, f.name) != getattr(task, f.name)]
                 raise ModelFileError(f"the model's {task.name} task was trained with {', '.join(differ)}; fine-tune "
                                      f"with the same nuclear channel and scribble classes, or train a new model")
 

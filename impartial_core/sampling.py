@@ -31,6 +31,11 @@ class TrainingImage:
     train_targets: np.ndarray
     validation_targets: np.ndarray
 
+    @property
+    def all_targets(self) -> np.ndarray:
+        """Training and validation targets together (they label different pixels)."""
+        return np.where(self.train_targets != UNLABELLED, self.train_targets, self.validation_targets)
+
 
 def split_validation(
     targets: np.ndarray, fraction: float, rng: np.random.Generator, block: int = VALIDATION_BLOCK
@@ -86,8 +91,7 @@ def prepare_training_images(
                 continue
             for i, item in enumerate(prepared):
                 if (item.validation_targets[t] == cls).any():
-                    merged = np.where(item.validation_targets != UNLABELLED, item.validation_targets, item.train_targets)
-                    prepared[i] = TrainingImage(item.image, merged, np.full_like(merged, UNLABELLED))
+                    prepared[i] = TrainingImage(item.image, item.all_targets, np.full_like(item.train_targets, UNLABELLED))
     return prepared
 
 

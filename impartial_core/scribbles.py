@@ -554,15 +554,18 @@ def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str =
     areas = [roi for roi in rois if roi.closed]
     scribbles = (scribbles_from_instances(rasterize_rois(areas, shape), task=task) if areas
                  else np.zeros(tuple(shape), np.uint8))
-    for roi in rois:
-        if roi.closed:
-            continue
-        stroke = rasterize_rois([roi], shape) > 0
-        radius = (roi.stroke_width - 1) / 2
+    for width in sorted({roi.stroke_width for roi in rois if not roi.closed}):
+        stroke = rasterize_rois([roi for roi in rois if not roi.closed and roi.stroke_width == width], shape) > 0
+        radius = (width - 1) / 2
         if radius >= 0.5:
             stroke = ndi.distance_transform_edt(~stroke) <= radius
-        scribbles[stroke] = CYTOPLASM if task == "cells" else NUCLEUS
+        scribbles[stroke] = _foreground_value(task)
     return scribbles
+
+
+def _foreground_value(task: str) -> int:
+    """What inside an object is, as a scribble: a nucleus (2), or cytoplasm (3) for whole cells."""
+    return CYTOPLASM if task == "cells" else NUCLEUS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,9 +583,8 @@ def _check_instances(instance_labels: np.ndarray, source: str = "instance_labels
         raise ValueError(f"{source}: negative labels are not allowed")
     if labels.size and labels.max() >= labels.size:
         # ids as large as 4e9 (uint32 exports) would size per-id tables: number them 1..n first
-        labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
-        if not (np.asarray(instance_labels) == 0).any():
-            labels = labels + 1  # no 0 present: the smallest id is an object too
+        # without a 0 in the image, the smallest id is an object too: numbering starts at 1
+        labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape) + int(labels.min() > 0)
     return labels
 
 
@@ -670,7 +672,7 @@ def scribbles_from_instances(
     if task not in ("cells", "nuclei"):
         raise ValueError(f"task must be 'cells' or 'nuclei', got {task!r}")
     if foreground_value is None:
-        foreground_value = CYTOPLASM if task == "cells" else NUCLEUS
+        foreground_value = _foreground_value(task)
     if foreground_value not in (NUCLEUS, CYTOPLASM):
         raise ValueError(
             f"foreground_value must be {NUCLEUS} or {CYTOPLASM}, got {foreground_value}"

@@ -111,7 +111,7 @@ def evaluation_windows(targets: Sequence[np.ndarray], max_pixels: int, rng: np.r
         else:
             windows += [(index, slice(y * b, min(y * b + b, h)), slice(x * b, min(x * b + b, w)))
                         for y, x in np.argwhere(blocks)]
-    area = [(ys.stop - ys.start) * (xs.stop - xs.start) for _, ys, xs in windows]
+    area = [_window_pixels([window]) for window in windows]
     if sum(area) <= max_pixels:
         return windows
     chosen, total = [], 0
@@ -162,8 +162,8 @@ def _scribble_loss(net: ImPartialNet, images: Sequence[np.ndarray], targets: Seq
 
 
 def all_scribbles(data: Sequence[TrainingImage]) -> List[np.ndarray]:
-    """Each image's training and validation targets together (they label different pixels)."""
-    return [np.where(d.train_targets != UNLABELLED, d.train_targets, d.validation_targets) for d in data]
+    """Each image's training and validation targets together."""
+    return [d.all_targets for d in data]
 
 
 def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device,
@@ -285,7 +285,10 @@ def train(
     monitored = [getattr(d, monitor) for d in data]
     monitored_windows = evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(config.seed + 3))
     threshold_windows = evaluation_windows(all_scribbles(data), THRESHOLD_PIXELS, np.random.default_rng(config.seed + 4))
-    monitored_pixels, all_pixels = _window_pixels(monitored_windows), _window_pixels(threshold_windows)
+    monitored_pixels = _window_pixels(monitored_windows)
+    # evaluations per final stretch (the last validation, then the thresholds), and steps per evaluation
+    finishing_evaluations = 1 + _window_pixels(threshold_windows) / max(monitored_pixels, 1)
+    steps_per_evaluation = monitored_pixels / (3 * config.batch_size * config.patch_size ** 2)
     evaluation_s: Optional[float] = None
     start = time.perf_counter()
 
@@ -342,11 +345,10 @@ def train(
             break
         elapsed = time.perf_counter() - start
         step_s = elapsed / iteration
-        one_evaluation_s = (evaluation_s if evaluation_s is not None else
-                            step_s / 3 * monitored_pixels / (config.batch_size * config.patch_size ** 2))
+        one_evaluation_s = evaluation_s if evaluation_s is not None else step_s * steps_per_evaluation
         next_evaluates = (iteration + 1) % config.eval_every == 0
         # the last evaluation and the threshold choice must fit in the budget too
-        finishing_s = one_evaluation_s * (1 + all_pixels / max(monitored_pixels, 1))
+        finishing_s = one_evaluation_s * finishing_evaluations
         if elapsed + step_s + one_evaluation_s * next_evaluates + finishing_s > config.time_budget_s:
             stopped_because = "time budget"
             break
