@@ -21,7 +21,7 @@ from .devices import resolve_device
 from .instances import Objects, segment
 from .model_io import ModelFileError, read_model_file, read_model_metadata, write_model_file
 from .network import ImPartialNet
-from .normalization import HIGH_PERCENTILE, LOW_PERCENTILE, as_channels_first, normalize
+from .normalization import CLIP, HIGH_PERCENTILE, LOW_PERCENTILE, as_channels_first, normalize
 from .prediction import TaskMaps, predict_image
 from .training import ProgressCallback, train
 
@@ -198,7 +198,7 @@ class ImPartialModel:
             "network": to_dict(self.net.network),
             "tasks": [to_dict(t) for t in self.tasks],
             "channels": {"count": self.n_channels, "names": list(self.channel_names)},
-            "normalization": {"method": "percentile", "low": LOW_PERCENTILE, "high": HIGH_PERCENTILE, "per_image": True, "per_channel": True},
+            "normalization": {"method": "percentile", "low": LOW_PERCENTILE, "high": HIGH_PERCENTILE, "clip": CLIP, "per_image": True, "per_channel": True},
             "thresholds": self.thresholds,
             "training": to_dict(self.training) if self.training else None,
             "training_data_fingerprint": self.fingerprint,

@@ -325,7 +325,8 @@ held-aside scribbled pixels. A GPU is used when available and allowed. Headless 
 iteration, loss and estimated time left about every 10 seconds (logger name ``impartial``); the
 GUI shows a progress dialog during Test mode training.
 
-**Inputs.** Channels are normalised per image (percentiles 1 and 99.8), so any bit depth
+**Inputs.** Channels are normalised per image (percentiles 1 and 99.8, values beyond three
+times that range clipped, so a hot camera pixel does not become an object), so any bit depth
 works. 3-D images and masks are not supported.
 
 Usage example

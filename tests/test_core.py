@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 import pytest
 import torch
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from impartial_core.losses import UNLABELLED, reconstruction_loss, scribble_loss
 from impartial_core.masking import blind_spot_mask
 from impartial_core.metrics import match_at_iou, matched_dice_iou
 from impartial_core.network import ImPartialNet
-from impartial_core.normalization import as_channels_first, normalize
+from impartial_core.normalization import CLIP, as_channels_first, normalize
 from impartial_core.prediction import predict_image
 from impartial_core.sampling import PatchSampler, TrainingImage, prepare_training_images, split_validation, task_targets
 from impartial_core.training import TrainingDiverged, train
@@ -183,6 +184,21 @@ def test_training_learns_to_segment_synthetic_nuclei(trained):
     assert scores["f1"] >= 0.75, scores
     assert matched_dice_iou(labels, truth)[1] > 0.45  # 60 iterations: blurry borders, right objects
     assert abs(int(labels.max()) - int(truth.max())) <= 3
+
+
+def test_hot_pixels_do_not_become_nuclei(trained):
+    """A camera's hot pixel, far brighter than any nucleus, must not light up a nucleus-sized
+    blob around it: normalised values are clipped."""
+    result, image, truth = trained
+    hot = image.astype(np.float32).copy()
+    background = np.argwhere(ndi.binary_erosion(truth == 0, iterations=12))
+    spots = background[np.random.default_rng(0).choice(len(background), 5, replace=False)]
+    hot[spots[:, 0], spots[:, 1]] = 1000 * np.percentile(image, 99.8)
+    normalised = normalize(hot[None])
+    assert normalised.max() <= CLIP
+    p = predict_image(result.net, normalised)["nuclei"].foreground_probability
+    labels = nuclei_from_probability(p, result.thresholds["nuclei"])
+    assert not labels[spots[:, 0], spots[:, 1]].any()
 
 
 def test_same_seed_same_weights_on_cpu(trained):
