@@ -45,7 +45,8 @@ def normalize(image: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
 
     Non-finite pixels (NaN, inf) are ignored for the percentiles and then set to 0 (the
     channel's low percentile), so one bad pixel cannot poison a whole image. A constant channel
-    maps to zeros rather than dividing by zero. Values are clipped to [-CLIP, CLIP] (see there).
+    maps to zeros rather than dividing by zero; a sparse one is scaled by its signal pixels
+    (see the code). Values are clipped to [-CLIP, CLIP] (see there).
     """
     image = np.asarray(image)
     if image.ndim != 3:
@@ -63,9 +64,13 @@ def normalize(image: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
             continue
         lo, hi = np.percentile(finite, [low, high])
         scale = hi - lo
-        if not np.isfinite(scale) or scale <= 0:
-            scale = float(finite.max() - lo)
-        if scale <= 0:
+        if not scale > 0:
+            # A sparse channel (a marker on a few cells: over 99.8% of pixels at the low value)
+            # has no spread between the two percentiles. Its high percentile is taken among the
+            # pixels above the low value, so one hot pixel does not set the scale for all.
+            above = finite[finite > lo]
+            scale = float(np.percentile(above, high) - lo) if above.size else 0.0
+        if not scale > 0:
             out[c] = 0.0
             continue
         np.subtract(channel, lo, out=out[c])

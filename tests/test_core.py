@@ -163,6 +163,18 @@ def test_as_channels_first_and_normalize_handle_bad_pixels():
     assert not normalize(np.full((1, 8, 8), 7.0)).any()
 
 
+def test_sparse_channel_is_scaled_by_its_signal_not_by_one_hot_pixel():
+    """A marker present on a few cells: 99.9% of pixels are 0, so the 1st and 99.8th
+    percentiles coincide; its cells must still map near 1, whatever one hot pixel holds."""
+    channel = np.zeros((1, 1000, 1000), np.float32)
+    channel[0, :1, :] = np.linspace(5, 10, 1000)  # 1000 signal pixels (0.1%)
+    channel[0, 500, 500] = 60000
+    out = normalize(channel)
+    assert 0.45 < out[0, 0, 0] < 0.55 and 0.95 < out[0, 0, -1] < 1.05
+    assert out[0, 500, 500] == CLIP
+    assert np.count_nonzero(out[0, 1:]) == 1
+
+
 # ---------------------------------------------------------------- training and prediction
 def _train_blobs(seed=0, iterations=60, **overrides):
     image, truth, scribbles = blobs(seed=1)
