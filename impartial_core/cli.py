@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__
 from .config import MAX_WIDTH, TASK_CHOICES, InstanceConfig, NetworkConfig, TrainingConfig, tasks_for
-from .imageio import image_stem, read_image, write_tiff, written_by_impartial
+from .imageio import image_stem, read_image, read_image_shape, write_tiff, written_by_impartial
 from .normalization import as_channels_first
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(args.image) != len(args.scribbles):
         raise CliError(f"give one --scribbles per --image: got {len(args.image)} image(s) and {len(args.scribbles)} scribble file(s)")
     model_path = Path(args.model)
+    if model_path.resolve() in {Path(p).resolve() for p in args.image + args.scribbles}:
+        raise CliError(f"--model {model_path} is one of the training images or scribbles; give a new file name")
     # model.save refuses too; checking first spares minutes of training that could not be saved.
     _check_model_destination(model_path, args.overwrite)
     images = [as_channels_first(read_image(p), source=str(p)) for p in args.image]
+    for path, image in zip(args.image, images):
+        if image.shape[0] != images[0].shape[0]:
+            raise CliError(f"{path} has {image.shape[0]} channel(s) but {args.image[0]} has {images[0].shape[0]}; "
+                           f"all training images need the same channels")
     mapping = _parse_mapping(args.remap)
     scribbles = []
     for path, image in zip(args.scribbles, images):
@@ -159,6 +165,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         scribbles.append(validate_scribbles(raw, image.shape[1:], source=str(path)))
     n_channels = images[0].shape[0]
     start_from = ImPartialModel.load(args.fine_tune) if args.fine_tune else None
+    if start_from is not None:
+        start_from.check_compatible(n_channels, source=f"--fine-tune {args.fine_tune}")
     nuclear_channel = args.nuclear_channel
     if nuclear_channel is None:  # a fine-tuned model keeps the nuclear channel it was trained with
         base_nuclei = [t for t in start_from.tasks if t.name == "nuclei"] if start_from else []
@@ -197,11 +205,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     object_names = _object_names(model.task_names)
     map_names = [f"{task}_{kind}" for task in model.task_names for kind in ("probability", "uncertainty")]
     stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
+    # Every image is checked (from its header) before any output is written: a wrong image late
+    # in a list must not leave a half-written output folder behind.
+    for path in args.image:
+        # a zero-strided view of the header's shape: as_channels_first's checks without the pixels
+        shape_only = np.broadcast_to(np.zeros((), np.uint8), read_image_shape(path))
+        channels = as_channels_first(shape_only, source=str(path)).shape[0]
+        try:
+            model.check_compatible(channels, source=f"the model {args.model}")
+        except ValueError as error:
+            raise CliError(f"{path}: {error}") from error
     out_dir.mkdir(parents=True, exist_ok=True)
     config = _instance_config(args)
     for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
-        model.check_compatible(image.shape[0], source=f"the model {args.model}")
         maps = model.predict(image, flips=args.flips, device=args.device)
         objects = model.segment(maps, config)
         counts = []
@@ -221,24 +238,36 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     if args.simulate:
+        if out is not None:
+            raise CliError("--simulate writes one file per ground-truth image into --out-dir (X.tif gives "
+                           "X_scribbles.tif); --out is for the other sources")
         out_dir = Path(args.out_dir or ".")
         stems = _output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         truths = [read_image(p) for p in args.simulate]
-        results = sc.simulate_scribbles(truths, args.budget, args.seed)
+        results = sc.simulate_scribbles(truths, args.budget, args.seed, sources=args.simulate)
         out_dir.mkdir(parents=True, exist_ok=True)
         for stem, truth, result in zip(stems, truths, results):
             target = _output_path(out_dir, stem, "scribbles")
             write_tiff(target, result)
             print(f"{target}: {sc.count_scribbled_objects(result, truth)} scribbled objects")
         return 0
+    if args.out_dir:
+        raise CliError("--out-dir is for --simulate; give the scribble file to write with --out")
     if out is None:
         raise CliError("--out is required")
     _refuse_existing([out], args.overwrite)
     if args.from_rois:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
-        shape = as_channels_first(read_image(args.like)).shape[1:]
-        result = sc.scribbles_from_rois(sc.read_imagej_rois(args.from_rois), shape, task=args.objects or "cells")
+        shape = as_channels_first(read_image(args.like), source=args.like).shape[1:]
+        rois = sc.read_imagej_rois(args.from_rois)
+        outside, crossing = sc.rois_beyond(rois, shape)
+        if outside:
+            raise CliError(f"{args.from_rois}: {len(outside)} of {len(rois)} ROIs (e.g. {outside[0]!r}) lie wholly outside "
+                           f"--like {args.like} ({shape[1]}x{shape[0]} pixels); was it the image they were drawn on?")
+        if crossing:
+            print(f"note: {len(crossing)} ROI(s) (e.g. {crossing[0]!r}) cross the image edge and are cut there", file=sys.stderr)
+        result = sc.scribbles_from_rois(rois, shape, task=args.objects or "cells")
     elif args.from_rgb:
         result = sc.scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
         if not result.any():
@@ -287,7 +316,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{pred}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
     summary = summarize(results)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        # undefined values (no probability given, no true object) are NaN, which strict JSON lacks
+        print(json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}, indent=2))
     else:
         keys = ["pixel_f1", "auc", "mdice", "miou", "f1_iou50", "ap_iou50"]
         print("  ".join(f"{k} {summary[k]:.3f}" for k in keys if k in summary))

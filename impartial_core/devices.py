@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import torch
 
@@ -21,7 +20,7 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if requested.startswith("cuda") and not cuda or requested == "mps" and not mps:
-        warnings.warn(f"device {requested!r} was requested but is not available; using the CPU", RuntimeWarning)
+        log.warning("device %r was requested but is not available; using the CPU", requested)
         return torch.device("cpu")
     try:
         return torch.device(requested)

@@ -41,6 +41,24 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise ValueError(f"could not read image {path}: {error}") from error
 
 
+def read_image_shape(path: os.PathLike) -> tuple:
+    """The array shape ``read_image`` would return, from the file's header (no pixel data read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tif:
+                return tuple(tif.series[0].shape)
+        from imageio import v3
+
+        return tuple(v3.improps(str(path)).shape)
+    except Exception as error:
+        raise ValueError(f"could not read image {path}: {error}") from error
+
+
 # The TIFF description of every file this package writes: how it tells its own earlier outputs
 # (which a re-run may replace) from a user's file of the same name (which it must not).
 WRITTEN_BY = "written by impartial"

@@ -35,6 +35,8 @@ def as_channels_first(image: np.ndarray, n_channels: int | None = None, source: 
             f"{source}: ImPartial works on 2-D images (one plane, optionally several channels); got an array of shape "
             f"{image.shape}. Split 3-D stacks and time series into planes first."
         )
+    if out.shape[0] == 0 or out.shape[1] == 0 or out.shape[2] == 0:
+        raise ValueError(f"{source}: the image is empty (array of shape {image.shape})")
     if n_channels is not None and out.shape[0] != n_channels:
         raise ValueError(f"{source}: expected {n_channels} channel(s), got {out.shape[0]} (array of shape {image.shape})")
     return out

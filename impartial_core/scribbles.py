@@ -55,7 +55,7 @@ def _as_integer_array(values: np.ndarray, source: str) -> np.ndarray:
         # a boolean mask has no class values: True would silently become "background"
         raise ValueError(
             f"{source}: got a boolean mask; scribbles need class values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map it with remap_scribbles"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map it to these values (impartial --remap)"
         )
     if np.issubdtype(values.dtype, np.integer):
         return values.astype(np.int64, copy=False)
@@ -165,7 +165,8 @@ def validate_scribbles(
         present = [int(v) for v in np.unique(values) if v > CYTOPLASM]
         raise ValueError(
             f"{source}: values {present[:10]} are not scribble values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map them with remap_scribbles"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map them to these values "
+            f"(impartial --remap, or the module's scribble value settings)"
         )
     return values.astype(np.uint8)
 
@@ -563,6 +564,25 @@ def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str =
     return scribbles
 
 
+def rois_beyond(rois: Sequence[Roi], shape: Tuple[int, int]) -> Tuple[List[str], List[str]]:
+    """Names of the ROIs wholly outside an image of ``shape`` (H, W), and of those crossing its edge.
+
+    Rasterising keeps only the part of a ROI inside the image, which is right for a cell cut by
+    the border but means a ROI set drawn on another (larger) image silently loses objects.
+    """
+    height, width = shape
+    outside, crossing = [], []
+    for roi in rois:
+        if not len(roi.coordinates):
+            continue
+        x, y = roi.coordinates[:, 0], roi.coordinates[:, 1]
+        if x.max() < 0 or y.max() < 0 or x.min() >= width or y.min() >= height:
+            outside.append(roi.name)
+        elif x.min() < 0 or y.min() < 0 or x.max() > width or y.max() > height:
+            crossing.append(roi.name)
+    return outside, crossing
+
+
 def _foreground_value(task: str) -> int:
     """What inside an object is, as a scribble: a nucleus (2), or cytoplasm (3) for whole cells."""
     return CYTOPLASM if task == "cells" else NUCLEUS
@@ -708,6 +728,7 @@ def simulate_scribbles(
     box: int = 32,
     ring: int = 4,
     foreground_value: int = NUCLEUS,
+    sources: Optional[Sequence[str]] = None,
 ) -> List[np.ndarray]:
     """Simulate scribbles from full instance masks as the ImPartial paper did (for benchmarks).
 
@@ -730,6 +751,8 @@ def simulate_scribbles(
         Window side and background ring width in pixels.
     foreground_value : int
         Scribble value of object skeletons (NUCLEUS for nuclei masks).
+    sources : sequence of str, optional
+        The inputs' names (file names) for error messages.
 
     Returns
     -------
@@ -752,7 +775,7 @@ def simulate_scribbles(
 
     results = []
     for index, raw in enumerate(instance_labels_list):
-        labels = _check_instances(raw, f"instance_labels_list[{index}]")
+        labels = _check_instances(raw, sources[index] if sources else f"instance_labels_list[{index}]")
         height, width = labels.shape
         scribbles = np.zeros(labels.shape, dtype=np.uint8)
         ids = np.unique(labels)

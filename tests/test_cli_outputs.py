@@ -272,3 +272,81 @@ def test_scribble_conversions_refuse_what_would_be_written_wrong(tmp_path, capsy
     status, _, err = _run(capsys, "scribbles", "--from-rgb", grey, "--out", tmp_path / "s.tif")
     assert status == 2 and str(grey) in err and "scribble colours" in err
     assert not (tmp_path / "s.tif").exists()
+
+
+# ---------------------------------------------------------------- a black-box review's findings
+def test_train_never_writes_the_model_over_one_of_its_inputs(tmp_path, capsys, no_training):
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    before = (tmp_path / "a.tif").read_bytes()
+    status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif",
+                          "--model", tmp_path / "a.tif", "--overwrite")
+    assert status == 2 and "is one of the training images or scribbles" in err
+    assert (tmp_path / "a.tif").read_bytes() == before
+
+
+def test_train_names_the_image_whose_channels_differ(tmp_path, capsys, no_training):
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    tifffile.imwrite(tmp_path / "one.tif", image)
+    tifffile.imwrite(tmp_path / "two.tif", np.stack([image, image]))
+    tifffile.imwrite(tmp_path / "s.tif", scribbles)
+    status, _, err = _run(capsys, "train", "--image", tmp_path / "one.tif", "--image", tmp_path / "two.tif",
+                          "--scribbles", tmp_path / "s.tif", "--scribbles", tmp_path / "s.tif", "--model", tmp_path / "m.safetensors")
+    assert status == 2 and f"{tmp_path / 'two.tif'} has 2 channel(s) but {tmp_path / 'one.tif'} has 1" in err
+
+
+def test_predict_checks_every_image_before_writing_anything(tmp_path, capsys):
+    model, good = _model(tmp_path), _image(tmp_path / "in" / "good.tif")
+    two_channels = tmp_path / "in" / "two.tif"
+    tifffile.imwrite(two_channels, np.stack([tifffile.imread(good)] * 2))
+    tifffile.imwrite(tmp_path / "in" / "empty.tif", np.zeros((0, 0), np.uint8))
+    for bad, message in [(two_channels, "trained on 1 channel(s) but 2"), (tmp_path / "in" / "empty.tif", "empty")]:
+        status, _, err = _run(capsys, "predict", "--model", model, "--image", good, "--image", bad,
+                              "--out-dir", tmp_path / "out")
+        assert status == 2 and str(bad) in err and message in err, err
+        assert not (tmp_path / "out").exists()
+
+
+def test_scribble_sources_and_outputs_go_together(tmp_path, capsys):
+    truth = tmp_path / "t.tif"
+    tifffile.imwrite(truth, blobs(seed=0, size=32, n=3)[1])
+    status, _, err = _run(capsys, "scribbles", "--simulate", truth, "--out", tmp_path / "one.tif")
+    assert status == 2 and "--out-dir" in err and not (tmp_path / "one.tif").exists()
+    status, _, err = _run(capsys, "scribbles", "--from-instances", truth, "--objects", "nuclei", "--out-dir", tmp_path)
+    assert status == 2 and "--out-dir is for --simulate" in err
+    image = tmp_path / "image.tif"
+    tifffile.imwrite(image, np.full((8, 8), 0.5, np.float32))
+    status, _, err = _run(capsys, "scribbles", "--simulate", image, "--out-dir", tmp_path / "s")
+    assert status == 2 and str(image) in err  # not "instance_labels_list[0]"
+
+
+def test_rois_outside_the_like_image_are_refused_and_crossing_ones_noted(tmp_path, capsys):
+    from impartial_core.scribbles import Roi, rois_beyond
+
+    def square(name, x, y, side=10):
+        corners = np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]], float)
+        return Roi(name, "polygon", corners, True, [corners], 0.0)
+
+    rois = [square("inside", 5, 5), square("edge", 95, 40), square("away", 300, 300)]
+    assert rois_beyond(rois, (100, 100)) == (["away"], ["edge"])
+    assert rois_beyond(rois[:1], (100, 100)) == ([], [])
+    # the bundled Vectra traces belong to 400x400 images: a 200x200 --like is the wrong image
+    traces = Path(__file__).resolve().parents[1] / "examples" / "data" / "vectra_2ch" / "image1_cells.roi.zip"
+    for side, expected, message in [(200, 2, "lie wholly outside --like"), (400, 0, "")]:
+        tifffile.imwrite(tmp_path / "like.tif", np.zeros((side, side), np.uint8))
+        status, _, err = _run(capsys, "scribbles", "--from-rois", traces, "--like", tmp_path / "like.tif",
+                              "--out", tmp_path / f"s{side}.tif")
+        assert status == expected and message in err, err
+        assert (tmp_path / f"s{side}.tif").exists() == (status == 0)
+
+
+def test_evaluate_json_is_strict_json(tmp_path, capsys):
+    import json
+
+    labels = np.zeros((16, 16), np.uint16)
+    labels[4:8, 4:8] = 1
+    tifffile.imwrite(tmp_path / "l.tif", labels)
+    status, out, _ = _run(capsys, "evaluate", "--pred", tmp_path / "l.tif", "--truth", tmp_path / "l.tif", "--json")
+    summary = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
+    assert status == 0 and summary["pixel_f1"] is None and summary["f1_iou50"] == 1.0

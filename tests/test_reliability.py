@@ -260,13 +260,14 @@ def test_scribble_values_outside_the_mapping_are_listed():
         remap_scribbles(np.array([[0, 5, 7]]), {5: 1}, source="plate2/A01_scribbles.tif")
 
 
-def test_gpu_asked_for_but_absent_falls_back_to_cpu_with_a_warning():
+def test_gpu_asked_for_but_absent_falls_back_to_cpu_with_a_warning(caplog):
     from impartial_core.devices import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.warns(RuntimeWarning, match="using the CPU"):
+    with caplog.at_level("WARNING", logger="impartial_core.devices"):
         assert resolve_device("cuda").type == "cpu"
+    assert "'cuda' was requested but is not available; using the CPU" in caplog.text
 
 
 # ---------------------------------------------------------------- properties
