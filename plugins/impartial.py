@@ -192,6 +192,12 @@ def _forget_images(image_set, names):
         image_set.remove_image_provider(name)
 
 
+# CellProfiler shifts signed 16-bit images by 32768 and rescales 32- and 64-bit integers, so their
+# label values cannot be read back; the fix is on the user's side.
+SCRIBBLE_FILE_HINT = ("Save scribble images as unsigned 8- or 16-bit TIFF or PNG files: CellProfiler shifts signed "
+                      "and rescales 32-bit integer images")
+
+
 def _scribbles_to_raw(image, setting_text):
     """The integer values of a scribble image as CellProfiler loaded it.
 
@@ -219,8 +225,8 @@ def _scribbles_to_raw(image, setting_text):
             return rounded.astype(numpy.int64)
     raise ValueError(
         "%s: the scribble image does not hold whole-number labels (values like %s). Load it in NamesAndTypes as a "
-        "grey-level image saved without compression loss (TIFF or PNG), not as a JPEG or a rescaled image"
-        % (setting_text, numpy.unique(data)[:5].tolist()))
+        "grey-level image saved without compression loss (TIFF or PNG), not as a JPEG or a rescaled image. %s."
+        % (setting_text, numpy.unique(data)[:5].tolist(), SCRIBBLE_FILE_HINT))
 
 
 class ImPartial(Module):
@@ -374,7 +380,10 @@ References
             "Select the scribble image", "None",
             doc="The scribble image of each image set: a grey-level label image of the same size as the "
                 "channels, loaded in NamesAndTypes. 0 means not annotated; the values below mark background, "
-                "nuclei and cytoplasm.")
+                "nuclei and cytoplasm. Save it as an unsigned 8- or 16-bit TIFF or PNG. When training, every image "
+                "set needs one (an all-zero image where nothing is scribbled): NamesAndTypes drops image sets "
+                "without it, and they are then not segmented either. To segment many images from a few "
+                "scribbled ones, train once and apply the saved model (see the pipelines README).")
         self.background_value = Integer(
             "Scribble value for background", 1, minval=1,
             doc="The value of background scribbles (outside every cell) in the scribble image.")
@@ -797,6 +806,16 @@ References
                 "The model file %s was trained on the channels %s in this order, but \"Select a channel image\" "
                 "lists %s. Select them in the model's order." % (path, ", ".join(names), ", ".join(self.channel_names())),
                 self.channels[0].image_name)
+        nuclei = [t for t in meta.get("tasks", []) if t.get("name") == "nuclei"]
+        learnt = (nuclei[0].get("reconstructed_channels") or [None])[0] if nuclei else None
+        if len(self.channels) > 1 and isinstance(learnt, int) and learnt != self.nuclear_channel.value - 1:
+            raise self._error(
+                error_class,
+                "The model file %s learnt nuclei from channel %d%s, but \"%s\" is %d. Set it to %d, or check that "
+                "the channels are selected in the model's order." % (
+                    path, learnt + 1, " (%s)" % names[learnt] if learnt < len(names) else "", self.nuclear_channel.text,
+                    self.nuclear_channel.value, learnt + 1),
+                self.nuclear_channel)
         tasks = sorted(t.get("name") for t in meta.get("tasks", []))
         wanted = sorted(self.task_choice.split("+"))
         if tasks != wanted:
@@ -861,10 +880,18 @@ References
             _cache_put(key, model)
         return model
 
+    def check_settings(self, pipeline):
+        """The GUI's settings checks, which headless runs and batch jobs otherwise never make."""
+        try:
+            self.test_valid(pipeline)
+        except ValidationError as error:
+            raise ValueError("ImPartial, setting \"%s\": %s" % (error.get_setting().text, error.message)) from error
+
     def prepare_group(self, workspace, grouping, image_numbers):
         _import_core()
         self._model = None
         pipeline = workspace.pipeline
+        self.check_settings(pipeline)
         if self.model_mode == MODE_SAVED:
             self._model = self.load_model(self.model_path())
             return True
@@ -903,7 +930,7 @@ References
         for w in pipeline.run_group_with_yield(workspace, grouping, image_numbers, self, title, message):
             image_set = w.image_set
             number = w.measurements.image_set_number
-            stack, first = self.get_channels(image_set, cache=False)
+            stack, first = self.get_channels(image_set, number, cache=False)
             raw = _scribbles_to_raw(image_set.get_image(self.scribble_image.value, cache=False), scribble_text)
             if raw.shape != stack.shape[1:]:
                 raise ValueError(
@@ -917,9 +944,10 @@ References
                 raise ValueError(
                     "ImPartial, image set %d: the scribble image %s holds the value(s) %s, which none of the "
                     "settings %s names. Set those to your scribble image's values, or erase the other values "
-                    "(0 means no scribble)." % (
+                    "(0 means no scribble).%s" % (
                         number, self.scribble_image.value, unknown[:10],
-                        ", ".join("\"%s\" (%d)" % (setting.text, setting.value) for setting in named)))
+                        ", ".join("\"%s\" (%d)" % (setting.text, setting.value) for setting in named),
+                        " " + SCRIBBLE_FILE_HINT + "." if min(unknown) < 0 or max(unknown) >= 32768 else ""))
             scribble = remap_scribbles(raw, mapping)
             seen += 1
             if scribble.any() or unscribbled < MAX_UNSCRIBBLED_IMAGE_SETS:
@@ -933,25 +961,27 @@ References
             LOGGER.info("ImPartial: %d of the group's %d image sets have no scribbles and were left out of training "
                         "(at most %d such image sets are kept, for the self-supervised loss)",
                         seen - len(images), seen, MAX_UNSCRIBBLED_IMAGE_SETS)
-        self.check_scribbles(scribbles, seen)
+        self.check_scribbles(scribbles, seen, grouping)
         return images, scribbles
 
     def upstream_image_names(self, pipeline):
         """The names of the images that the modules above this one make (NamesAndTypes' included)."""
         return set(pipeline.get_provider_dictionary("imagegroup", self))
 
-    def check_scribbles(self, scribbles, n_image_sets):
+    def check_scribbles(self, scribbles, n_image_sets, grouping=None):
         from impartial_core.config import tasks_for
 
         tasks = tasks_for(self.task_choice, 1, 0)
         present = set()
         for s in scribbles:
             present.update(int(v) for v in numpy.unique(s))
+        # with Groups each group trains alone: say which one lacks scribbles
+        where = "ImPartial, group %s" % ", ".join("%s=%s" % item for item in sorted(grouping.items())) if grouping else "ImPartial"
         if not present - {0}:
             raise ValueError(
-                "ImPartial: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some "
+                "%s: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some "
                 "background and nucleus scribbles (values %d and %d), or check the scribble image setting and its "
-                "values." % (n_image_sets, self.scribble_image.value, self.background_value.value,
+                "values." % (where, n_image_sets, self.scribble_image.value, self.background_value.value,
                              self.nucleus_value.value))
         value_of = {1: (self.background_value, "background"), 2: (self.nucleus_value, "nucleus"),
                     3: (self.cytoplasm_value, "cytoplasm")}
@@ -961,11 +991,11 @@ References
                     described = " or ".join("%s (value %d, setting \"%s\")" % (value_of[v][1], value_of[v][0].value,
                                                                                value_of[v][0].text) for v in values)
                     raise ValueError(
-                        "ImPartial: the scribble images \"%s\" have no %s scribbles for the %s: draw some %s." % (
-                            self.scribble_image.value, role, task.name, described))
+                        "%s: the scribble images \"%s\" have no %s scribbles for the %s: draw some %s." % (
+                            where, self.scribble_image.value, role, task.name, described))
 
-    def get_channels(self, image_set, cache=True):
-        """The channels of an image set as one (C, H, W) float32 array, and the first channel's image."""
+    def get_channels(self, image_set, number, cache=True):
+        """The channels of image set ``number`` as one (C, H, W) float32 array, and the first channel's image."""
         arrays = []
         first = None
         for i, group in enumerate(self.channels):
@@ -978,9 +1008,10 @@ References
                 first = image
             elif data.shape != arrays[0].shape:
                 raise ValueError(
-                    "ImPartial: the channel %s is %dx%d pixels but %s is %dx%d; all channels (\"%s\") must have the "
-                    "same size" % (group.image_name.value, data.shape[1], data.shape[0], self.channels[0].image_name.value,
-                                   arrays[0].shape[1], arrays[0].shape[0], group.image_name.text))
+                    "ImPartial, image set %d: the channel %s is %dx%d pixels but %s is %dx%d; all channels (\"%s\") "
+                    "must have the same size" % (number, group.image_name.value, data.shape[1], data.shape[0],
+                                                 self.channels[0].image_name.value, arrays[0].shape[1],
+                                                 arrays[0].shape[0], group.image_name.text))
             arrays.append(data)
         return numpy.stack(arrays), first
 
@@ -1086,7 +1117,7 @@ References
         if model is None:
             # prepare_group did not run in this process (or the module was re-created): load the file.
             model = self._model = self.load_output_model(_grouping_of(workspace))
-        stack, first = self.get_channels(workspace.image_set)
+        stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
         try:
             model.check_compatible(stack.shape[0], self.task_choice.split("+"))
         except ValueError as error:

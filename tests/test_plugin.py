@@ -541,3 +541,76 @@ def test_unscribbled_image_sets_kept_only_up_to_the_cap(tmp_path, data, caplog):
     summary = ImPartialModel.read_metadata(str(tmp_path / "impartial_model.safetensors"))["training_summary"]
     assert summary["n_images"] == 1 + plugin.MAX_UNSCRIBBLED_IMAGE_SETS
     assert "3 of the group's %d image sets have no scribbles" % (n + 1) in caplog.text
+
+
+# ------------------------------------------------------------- a black-box review's findings
+@pytest.mark.parametrize("settings, setting_text, message", [
+    ({"patch_size": 130}, r"Training patch size \(pixels\)", "multiple of 4"),
+    ({"segment_choice": "Nuclei, cells and cytoplasm", "cytoplasm_value": 2}, "Scribble value for cytoplasm",
+     "both 2"),
+    ({"scribble_image": "None"}, "Select the scribble image", ""),
+])
+def test_runs_without_the_gui_check_the_settings_first(tmp_path, data, settings, setting_text, message):
+    """CellProfiler checks a module's settings only in the GUI: headless runs and batch jobs must
+    stop with the same message, naming the setting, before any training."""
+    images, scribbles, _ = data
+    plugin = plugin_module()
+    trainings = plugin.ImPartial.trainings
+    module = make_module(tmp_path, **settings)
+    with pytest.raises(ValueError, match='setting "%s":.*%s' % (setting_text, message)):
+        run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
+    assert plugin.ImPartial.trainings == trainings and not (tmp_path / "impartial_model.safetensors").exists()
+
+
+def test_a_channel_selected_twice_stops_a_run(tmp_path, data):
+    images, scribbles, _ = data
+    module = make_module(tmp_path)
+    module.add_channel()
+    module.channels[1].image_name.value = "DNA"
+    with pytest.raises(ValueError, match="selected twice"):
+        run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
+
+
+def test_saved_model_nuclear_channel_checked(tmp_path):
+    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
+    from impartial_core.model import ImPartialModel
+
+    image = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[5:10, 5:10], scribbles[30:35, 30:35] = 1, 2
+    model = ImPartialModel.train([image], [scribbles], tasks_for("nuclei", 2, 1), NetworkConfig(2, 4),
+                                 TrainingConfig(patch_size=32, batch_size=2, max_iterations=1, device="cpu"),
+                                 channel_names=["Membrane", "DNA"])
+    model.save(str(tmp_path / "impartial_model.safetensors"))
+    module = make_module(tmp_path, model_mode="Use a saved model")
+    module.channels[0].image_name.value = "Membrane"
+    module.add_channel()
+    module.channels[1].image_name.value = "DNA"
+    pipeline = make_pipeline(module, {"Membrane": [image[0]], "DNA": [image[1]]})
+    module.nuclear_channel.value = 1
+    with pytest.raises(ValidationError, match=r"learnt nuclei from channel 2 \(DNA\).*Set it to 2") as info:
+        module.validate_module(pipeline)
+    assert info.value.get_setting() is module.nuclear_channel
+    module.nuclear_channel.value = 2
+    module.validate_module(pipeline)
+
+
+def test_errors_name_the_group_and_the_image_set(tmp_path, data):
+    images, scribbles, _ = data
+    module = make_module(tmp_path)
+    with pytest.raises(ValueError, match="group Metadata_Plate=P2: none of the 2 image set"):
+        module.check_scribbles([np.zeros_like(s) for s in scribbles], 2, {"Metadata_Plate": "P2"})
+    module.add_channel()
+    module.channels[1].image_name.value = "Membrane"
+    membrane = [images[0], images[1][:100]]
+    with pytest.raises(ValueError, match="image set 2: the channel Membrane is 128x100"):
+        run_pipeline(make_pipeline(module, {"DNA": images, "Membrane": membrane}, scribbles), 2)
+
+
+def test_signed_scribble_files_get_a_hint(tmp_path, data):
+    """CellProfiler shifts signed 16-bit images by 32768: the values then name no setting, and the
+    message must say how to save the file instead."""
+    images, scribbles, _ = data
+    shifted = [s.astype(np.uint16) + 32768 for s in scribbles]
+    with pytest.raises(ValueError, match="unsigned 8- or 16-bit"):
+        run_pipeline(make_pipeline(make_module(tmp_path), {"DNA": images}, shifted), 2)
