@@ -976,7 +976,9 @@ References
         for s in scribbles:
             present.update(int(v) for v in numpy.unique(s))
         # with Groups each group trains alone: say which one lacks scribbles
-        where = "ImPartial, group %s" % ", ".join("%s=%s" % item for item in sorted(grouping.items())) if grouping else "ImPartial"
+        where = "ImPartial"
+        if grouping:
+            where += ", group %s" % ", ".join("%s=%s" % item for item in sorted(grouping.items()))
         if not present - {0}:
             raise ValueError(
                 "%s: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some "
