@@ -496,21 +496,28 @@ def test_upgrade_refuses_newer_and_damaged_settings(tmp_path):
             module.upgrade_settings(damaged, 1, "ImPartial")
 
 
-def test_saved_model_channel_order_checked(tmp_path):
+def _two_channel_saved_model(folder, channel_names, nuclear_channel, selected):
+    """A one-iteration nuclei model of two channels saved in ``folder``, its image, and a module in
+    "Use a saved model" mode that selects the channels ``selected``."""
     from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
     from impartial_core.model import ImPartialModel
 
     image = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
     scribbles = np.zeros((64, 64), np.uint8)
     scribbles[5:10, 5:10], scribbles[30:35, 30:35] = 1, 2
-    model = ImPartialModel.train([image], [scribbles], tasks_for("nuclei", 2), NetworkConfig(2, 4),
+    model = ImPartialModel.train([image], [scribbles], tasks_for("nuclei", 2, nuclear_channel), NetworkConfig(2, 4),
                                  TrainingConfig(patch_size=32, batch_size=2, max_iterations=1, device="cpu"),
-                                 channel_names=["DNA", "Membrane"])
-    model.save(str(tmp_path / "impartial_model.safetensors"))
-    module = make_module(tmp_path, model_mode="Use a saved model")
-    module.channels[0].image_name.value = "Membrane"
+                                 channel_names=channel_names)
+    model.save(str(folder / "impartial_model.safetensors"))
+    module = make_module(folder, model_mode="Use a saved model")
+    module.channels[0].image_name.value = selected[0]
     module.add_channel()
-    module.channels[1].image_name.value = "DNA"
+    module.channels[1].image_name.value = selected[1]
+    return image, module
+
+
+def test_saved_model_channel_order_checked(tmp_path):
+    image, module = _two_channel_saved_model(tmp_path, ["DNA", "Membrane"], 0, ["Membrane", "DNA"])
     with pytest.raises(ValidationError, match="DNA, Membrane in this order"):
         module.validate_module(make_pipeline(module, {"Membrane": [image[1]], "DNA": [image[0]]}))
 
@@ -572,20 +579,7 @@ def test_a_channel_selected_twice_stops_a_run(tmp_path, data):
 
 
 def test_saved_model_nuclear_channel_checked(tmp_path):
-    from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
-    from impartial_core.model import ImPartialModel
-
-    image = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
-    scribbles = np.zeros((64, 64), np.uint8)
-    scribbles[5:10, 5:10], scribbles[30:35, 30:35] = 1, 2
-    model = ImPartialModel.train([image], [scribbles], tasks_for("nuclei", 2, 1), NetworkConfig(2, 4),
-                                 TrainingConfig(patch_size=32, batch_size=2, max_iterations=1, device="cpu"),
-                                 channel_names=["Membrane", "DNA"])
-    model.save(str(tmp_path / "impartial_model.safetensors"))
-    module = make_module(tmp_path, model_mode="Use a saved model")
-    module.channels[0].image_name.value = "Membrane"
-    module.add_channel()
-    module.channels[1].image_name.value = "DNA"
+    image, module = _two_channel_saved_model(tmp_path, ["Membrane", "DNA"], 1, ["Membrane", "DNA"])
     pipeline = make_pipeline(module, {"Membrane": [image[0]], "DNA": [image[1]]})
     module.nuclear_channel.value = 1
     with pytest.raises(ValidationError, match=r"learnt nuclei from channel 2 \(DNA\).*Set it to 2") as info:
