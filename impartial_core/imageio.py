@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
+import imageio
 import numpy as np
+import tifffile
 
 # Longest first, so "x.ome.tif" loses ".ome.tif", not only ".tif".
 IMAGE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png")
@@ -24,39 +27,28 @@ def image_stem(path: os.PathLike) -> str:
     return Path(path).stem
 
 
-def read_image(path: os.PathLike) -> np.ndarray:
-    """Read a TIFF (with tifffile) or any other format imageio knows, as a numpy array."""
+def _read(path: os.PathLike, tiff: Callable[[str], Any], other: Callable[[str], Any]) -> Any:
+    """``tiff(path)`` for a TIFF, else ``other(path)``; a missing or unreadable file named in the error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return np.asarray(tifffile.imread(str(path)))
-        import imageio
-
-        return np.asarray(imageio.imread(str(path)))
+        return (tiff if path.suffix.lower() in (".tif", ".tiff") else other)(str(path))
     except Exception as error:  # the readers raise many kinds; say which file failed
         raise ValueError(f"could not read image {path}: {error}") from error
 
 
+def read_image(path: os.PathLike) -> np.ndarray:
+    """Read a TIFF (with tifffile) or any other format imageio knows, as a numpy array."""
+    return _read(path, lambda p: np.asarray(tifffile.imread(p)), lambda p: np.asarray(imageio.imread(p)))
+
+
 def read_image_shape(path: os.PathLike) -> tuple:
     """The array shape ``read_image`` would return, from the file's header (no pixel data read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(str(path)) as tif:
-                return tuple(tif.series[0].shape)
-        from imageio import v3
-
-        return tuple(v3.improps(str(path)).shape)
-    except Exception as error:
-        raise ValueError(f"could not read image {path}: {error}") from error
+    def tiff_shape(p: str) -> tuple:
+        with tifffile.TiffFile(p) as tif:
+            return tuple(tif.series[0].shape)
+    return _read(path, tiff_shape, lambda p: tuple(imageio.v3.improps(p).shape))
 
 
 # The TIFF description of every file this package writes: how it tells its own earlier outputs
@@ -66,8 +58,6 @@ WRITTEN_BY = "written by impartial"
 
 def written_by_impartial(path: os.PathLike) -> bool:
     """Whether ``path`` is a TIFF that ``write_tiff`` wrote (and nobody re-saved since)."""
-    import tifffile
-
     try:
         with tifffile.TiffFile(str(path)) as tif:
             return tif.pages[0].description == WRITTEN_BY
@@ -77,8 +67,6 @@ def written_by_impartial(path: os.PathLike) -> bool:
 
 def write_tiff(path: os.PathLike, array: np.ndarray) -> None:
     """Write an array as a (compressed) TIFF, via a temporary file so no partial file is left."""
-    import tifffile
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     try:

@@ -161,11 +161,6 @@ def _scribble_loss(net: ImPartialNet, images: Sequence[np.ndarray], targets: Seq
     return total / count if count else None
 
 
-def all_scribbles(data: Sequence[TrainingImage]) -> List[np.ndarray]:
-    """Each image's training and validation targets together."""
-    return [d.all_targets for d in data]
-
-
 def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device,
                       windows: Optional[Sequence[Window]] = None) -> Dict[str, float]:
     """Per task, the threshold in [0.3, 0.7] with the best class-balanced accuracy on the scribbles.
@@ -174,7 +169,7 @@ def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: 
     to the lowest candidate: the widest objects that still keep the background scribbles out.
     ``windows`` (default: all scribbles, up to ``THRESHOLD_PIXELS``) says where they are scored.
     """
-    targets = all_scribbles(data)
+    targets = [d.all_targets for d in data]
     if windows is None:
         windows = evaluation_windows(targets, THRESHOLD_PIXELS, np.random.default_rng(0))
     found = _probabilities_at_scribbles(net, [d.image for d in data], targets, windows, device)
@@ -284,7 +279,7 @@ def train(
     images = [d.image for d in data]
     monitored = [getattr(d, monitor) for d in data]
     monitored_windows = evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(config.seed + 3))
-    threshold_windows = evaluation_windows(all_scribbles(data), THRESHOLD_PIXELS, np.random.default_rng(config.seed + 4))
+    threshold_windows = evaluation_windows([d.all_targets for d in data], THRESHOLD_PIXELS, np.random.default_rng(config.seed + 4))
     monitored_pixels = _window_pixels(monitored_windows)
     # evaluations per final stretch (the last validation, then the thresholds), and steps per evaluation
     finishing_evaluations = 1 + _window_pixels(threshold_windows) / max(monitored_pixels, 1)

@@ -511,7 +511,7 @@ def test_scores_near_scribbles_equal_whole_image_scores(trained):
     sparse = np.zeros_like(scribbles)
     sparse[:200, :200], sparse[500:, 300:] = scribbles[:200, :200], scribbles[500:, 300:]
     data = prepare_training_images([normalize(image[None])], [sparse], [nuclei_task()], 0.0, np.random.default_rng(0))
-    targets = training.all_scribbles(data)
+    targets = [d.all_targets for d in data]
     blocks = training.evaluation_windows(targets, training.THRESHOLD_PIXELS, np.random.default_rng(0))
     whole = [(0, slice(0, 640), slice(0, 640))]
     assert 1 < len(blocks) < 9 and all(ys.stop - ys.start <= training.EVALUATION_BLOCK for _, ys, _ in blocks)
