@@ -10,7 +10,8 @@
 3. Accuracy after GPU training: default settings (3 seeds) and shorter time budgets, MIBI n100,
    scored like ``benchmarks.accuracy``.
 4. Prediction throughput and GPU / host peak memory for 512², 2048², 8192².
-5. The paper configuration's step with ``TrainingConfig(compile_network=True)`` (compiles first).
+5. Both configurations' steps with ``TrainingConfig(compile_network=True)`` (compiles first), in
+   torch.compile's default mode and with CUDA graphs ("reduce-overhead").
 
 Each section's results are written as soon as it ends (gpu.md, gpu.json in ``--out``), so a run
 cut short still leaves what it measured.
@@ -34,6 +35,7 @@ PAPER = ("paper (depth 2, 64 filters)", 64, 64)
 DEFAULT = ("default (depth 2, 16 filters)", 16, 8)
 SHORT_BUDGETS_S = (5.0, 10.0)
 SEEDS = (0, 1, 2)
+COMPILE_MODES = ("default", "reduce-overhead")
 
 
 def check_sampler_and_prediction(mibi) -> Dict:
@@ -100,11 +102,14 @@ class StepVariant:
     bf16: bool = True              # bf16 autocast (what training does on CUDA) or fp32
     autotune: bool = False         # cudnn.benchmark: pick the fastest convolution algorithms first
     compiled: bool = False         # TrainingConfig(compile_network=True)
+    compile_mode: str = "default"  # torch.compile's mode (training.compile_mode); "reduce-overhead" replays CUDA graphs
     read_late: bool = True         # losses read one iteration late (training.readback_lag), as training does
 
     def describe(self) -> str:
         parts = ["bf16 autocast" if self.bf16 else "fp32", "channels_last"]
-        parts += ["cudnn.benchmark"] * self.autotune + ["torch.compile"] * self.compiled
+        parts += ["cudnn.benchmark"] * self.autotune
+        if self.compiled:
+            parts.append("torch.compile" + ("" if self.compile_mode == "default" else f" ({self.compile_mode})"))
         return ", ".join(parts + ([] if self.read_late else ["losses read every step"]))
 
 
@@ -115,26 +120,28 @@ def step_rows(mibi, peaks: Dict[str, float], name: str, configs, log=print) -> L
     import impartial_core.training as training
 
     rows = []
-    lag = training.readback_lag
+    lag, mode = training.readback_lag, training.compile_mode
     for config, width, batch, variant in configs:
         training.readback_lag = lag if variant.read_late else (lambda device: 0)
+        training.compile_mode = lambda device: variant.compile_mode
         try:
             with torch.backends.cudnn.flags(enabled=True, benchmark=variant.autotune):
                 timing = speed.time_training_steps(width, batch, 30, warmup=10, device="cuda", mixed_precision=variant.bf16,
                                                    mibi=mibi, compile_network=variant.compiled)
         finally:
-            training.readback_lag = lag
+            training.readback_lag, training.compile_mode = lag, mode
         flops = speed.step_flops(width, batch)
         peak = peaks["bf16" if variant.bf16 else "fp32"]
         rows.append(dict(config=config, device=name, dtype=variant.describe(), timed_batch=batch, batch=batch,
                          s_per_step=timing["s_per_step"], measured_s_per_step=timing["s_per_step"],
-                         first_step_s=timing["first_step_s"], flops_per_step=flops,
+                         first_step_s=timing["first_step_s"], mean_loss=timing["mean_loss"], flops_per_step=flops,
                          patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
                          peak_tflops=peak / 1e12, fraction_of_peak=flops / timing["s_per_step"] / peak, scaled=False,
                          gpu_peak_gb=torch.cuda.max_memory_allocated() / 1024 ** 3))
         torch.cuda.reset_peak_memory_stats()
         log(f"  {config}, {rows[-1]['dtype']}: {timing['s_per_step'] * 1000:.1f} ms/step "
-            f"({rows[-1]['fraction_of_peak']:.1%} of peak; first step {timing['first_step_s']:.1f} s)")
+            f"({rows[-1]['fraction_of_peak']:.1%} of peak; first step {timing['first_step_s']:.1f} s; "
+            f"mean loss of the timed steps {timing['mean_loss']:.4f})")
     return rows
 
 
@@ -240,9 +247,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if "compile" not in args.skip:
         try:
-            rows += step_rows(mibi, peaks, name, [(*config, StepVariant(compiled=True)) for config in (PAPER, DEFAULT)])
+            compiled = [StepVariant(compiled=True, compile_mode=m) for m in COMPILE_MODES]
+            rows += step_rows(mibi, peaks, name, [(*config, v) for config in (PAPER, DEFAULT) for v in compiled])
             note = ("The torch.compile rows' first steps (compiling) took "
-                    + " and ".join(f"{r['first_step_s']:.0f} s" for r in rows[-2:]) + ".")
+                    + ", ".join(f"{r['first_step_s']:.0f} s" for r in rows if "torch.compile" in r["dtype"]) + ".")
         except Exception as error:   # a compiler failure must not cost the sections above
             note = f"torch.compile failed: {type(error).__name__}: {str(error)[:300]}"
         results["steps"]["rows"] = rows

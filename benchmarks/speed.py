@@ -98,12 +98,19 @@ def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, dev
     backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps
     (the median of the timed steps; ``first_step_s`` holds the first, compiling, step)."""
     elapsed: Dict[int, float] = {}
-    train_on_mibi(mibi or load_mibi(), width, batch, warmup + steps + 1,
-                  lambda p: elapsed.__setitem__(p.iteration, p.elapsed_s), patch=patch, device=device,
+    total_loss: Dict[int, float] = {}
+
+    def record(p) -> None:
+        elapsed[p.iteration], total_loss[p.iteration] = p.elapsed_s, p.losses["total"]
+
+    train_on_mibi(mibi or load_mibi(), width, batch, warmup + steps + 1, record, patch=patch, device=device,
                   mixed_precision=mixed_precision, compile_network=compile_network)
     per_step = [elapsed[i] - elapsed[i - 1] for i in range(warmup + 1, warmup + steps + 1)]
+    # The timed steps' mean loss: variants of one step (precision, compilation) must train alike.
+    mean_loss = float(np.mean([total_loss[i] for i in range(warmup + 1, warmup + steps + 1)]))
     return {"width": width, "batch": batch, "patch": patch, "steps_timed": steps, "s_per_step": float(np.median(per_step)),
-            "step_times": per_step, "first_step_s": elapsed[1], "device": device, "mixed_precision": mixed_precision}
+            "step_times": per_step, "first_step_s": elapsed[1], "device": device, "mixed_precision": mixed_precision,
+            "mean_loss": mean_loss}
 
 
 def run_steps(args, log=print) -> Dict:

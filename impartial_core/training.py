@@ -210,6 +210,11 @@ def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, m
     return torch.stack(parts).float()
 
 
+def compile_mode(device: torch.device) -> str:
+    """``torch.compile``'s mode for the training step (with ``TrainingConfig.compile_network``)."""
+    return "default"
+
+
 def readback_lag(device: torch.device) -> int:
     """Iterations by which the losses are read back late. On an accelerator reading an iteration's
     losses at once would make the host wait for the device every step with nothing queued behind
@@ -257,7 +262,7 @@ def train(
     # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
     net = net.to(device).to(memory_format=torch.channels_last)
     # Compiling the network with its losses fuses the heads, softmax and loss arithmetic too.
-    losses = torch.compile(batch_losses) if config.compile_network else batch_losses
+    losses = torch.compile(batch_losses, mode=compile_mode(device)) if config.compile_network else batch_losses
     # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor.
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
