@@ -77,6 +77,18 @@ def synchronisations_per_iteration(mibi) -> float:
     return sum("synchroniz" in str(w.message) for w in caught) / 20
 
 
+def graph_replay_difference(mibi, iterations: int = 40) -> float:
+    """Largest relative difference between the training losses of the CUDA-graph step and the eager
+    one over the first iterations (default network, same seed): the replayed step must train alike."""
+    totals = {}
+    for graphs in (True, False):
+        history = []
+        speed.train_on_mibi(mibi, 16, 8, iterations, lambda p: history.append(p.losses["total"]), device="cuda",
+                            cuda_graphs=graphs)
+        totals[graphs] = np.array(history)
+    return float(np.max(np.abs(totals[True] - totals[False]) / np.abs(totals[False])))
+
+
 def profile_steps(mibi, width: int, batch: int, path) -> str:
     """torch.profiler over 10 training iterations: the kernels that take the device's time."""
     from torch.profiler import ProfilerActivity, profile
@@ -103,11 +115,14 @@ class StepVariant:
     autotune: bool = False         # cudnn.benchmark: pick the fastest convolution algorithms first
     compiled: bool = False         # TrainingConfig(compile_network=True)
     compile_mode: str = "default"  # torch.compile's mode (training.compile_mode); "reduce-overhead" replays CUDA graphs
+    cuda_graphs: bool = True       # TrainingConfig.cuda_graphs: the uncompiled step replayed as one CUDA graph
     read_late: bool = True         # losses read one iteration late (training.readback_lag), as training does
 
     def describe(self) -> str:
         parts = ["bf16 autocast" if self.bf16 else "fp32", "channels_last"]
         parts += ["cudnn.benchmark"] * self.autotune
+        if not self.compiled:
+            parts.append("CUDA graph" if self.cuda_graphs else "no CUDA graph")
         if self.compiled:
             parts.append("torch.compile" + ("" if self.compile_mode == "default" else f" ({self.compile_mode})"))
         return ", ".join(parts + ([] if self.read_late else ["losses read every step"]))
@@ -127,7 +142,8 @@ def step_rows(mibi, peaks: Dict[str, float], name: str, configs, log=print) -> L
         try:
             with torch.backends.cudnn.flags(enabled=True, benchmark=variant.autotune):
                 timing = speed.time_training_steps(width, batch, 30, warmup=10, device="cuda", mixed_precision=variant.bf16,
-                                                   mibi=mibi, compile_network=variant.compiled)
+                                                   mibi=mibi, compile_network=variant.compiled,
+                                                   cuda_graphs=variant.cuda_graphs)
         finally:
             training.readback_lag, training.compile_mode = lag, mode
         flops = speed.step_flops(width, batch)
@@ -210,11 +226,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:   # a diagnostic: its failure must not cost the measurements
         print(f"sync count failed: {error!r}")
         checks["synchronisations_per_iteration"] = float("nan")
+    checks["graph_replay_difference"] = graph_replay_difference(mibi)
     results["checks"] = checks
     save("checks", "### Checks\n\n" + markdown_table(["check", "result"], [
         ["patch batches, same seed, GPU = CPU", "equal" if checks["same_batches"] else "DIFFERENT"],
         ["foreground probability, bf16 GPU vs fp32 CPU (max / mean abs difference)",
          f"{checks['max_probability_difference']:.4f} / {checks['mean_probability_difference']:.5f}"],
+        ["training losses, CUDA-graph step vs eager step, first 40 iterations (largest relative difference)",
+         f"{checks['graph_replay_difference']:.2g}"],
         ["host-device synchronisations per training iteration (1 intended: the late loss read-back)",
          f"{checks['synchronisations_per_iteration']:.2f}"]]))
 
@@ -225,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = tf32
     peak_note = (f"Peak: measured 8192² matmul throughput on this GPU (bf16 {peaks['bf16'] / 1e12:.0f}, fp32 with TF32 "
                  f"{peaks['fp32'] / 1e12:.0f} TFLOP/s; cuDNN runs fp32 convolutions on TF32 tensor cores by default).")
-    variants = (StepVariant(), StepVariant(read_late=False), StepVariant(autotune=True), StepVariant(bf16=False))
+    variants = (StepVariant(), StepVariant(cuda_graphs=False), StepVariant(read_late=False), StepVariant(autotune=True),
+                StepVariant(bf16=False))
     rows = step_rows(mibi, peaks, name, [(*config, v) for config in (PAPER, DEFAULT) for v in variants])
     results["steps"] = {"rows": rows, "peaks": peaks}
     save("steps", speed.steps_table({"rows": rows}, peak_note=peak_note))

@@ -93,10 +93,11 @@ def train_on_mibi(mibi, width: int, batch: int, iterations: int, progress, patch
 
 
 def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, device: str = "cpu",
-                        mixed_precision: bool = True, patch: int = 128, mibi=None, compile_network: bool = False) -> Dict:
+                        mixed_precision: bool = True, patch: int = 128, mibi=None, **overrides) -> Dict:
     """Seconds per real training iteration (patch sampling, blind-spot masking, forward, both losses,
     backward, Adam) of ``impartial_core.training.train`` on the MIBI images, after ``warmup`` steps
-    (the median of the timed steps; ``first_step_s`` holds the first, compiling, step)."""
+    (the median of the timed steps; ``first_step_s`` holds the first, compiling, step).
+    ``overrides`` are further ``TrainingConfig`` fields (compile_network, cuda_graphs)."""
     elapsed: Dict[int, float] = {}
     total_loss: Dict[int, float] = {}
 
@@ -104,7 +105,7 @@ def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, dev
         elapsed[p.iteration], total_loss[p.iteration] = p.elapsed_s, p.losses["total"]
 
     train_on_mibi(mibi or load_mibi(), width, batch, warmup + steps + 1, record, patch=patch, device=device,
-                  mixed_precision=mixed_precision, compile_network=compile_network)
+                  mixed_precision=mixed_precision, **overrides)
     per_step = [elapsed[i] - elapsed[i - 1] for i in range(warmup + 1, warmup + steps + 1)]
     # The timed steps' mean loss: variants of one step (precision, compilation) must train alike.
     mean_loss = float(np.mean([total_loss[i] for i in range(warmup + 1, warmup + steps + 1)]))

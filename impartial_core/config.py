@@ -127,6 +127,9 @@ class TrainingConfig:
     # torch.compile the network with its losses: about a minute of compiling first, then faster steps. Pays off
     # only for long trainings on a GPU (see benchmarks/results/gpu.md).
     compile_network: bool = False
+    # On CUDA, capture the (uncompiled) training step once as a CUDA graph and replay it: one launch per
+    # iteration instead of hundreds, for the small default network whose step is bound by the host.
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         if self.patch_size < 16 or self.patch_size % 4:

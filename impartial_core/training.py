@@ -18,6 +18,7 @@ from .masking import blind_spot_mask
 from .network import ImPartialNet
 from .prediction import predict_image
 from .sampling import PatchSampler, TrainingImage, prepare_training_images
+from .training_step import GraphedTrainingStep, TrainingStep
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, m
     channel_index : per task, the indices of its reconstructed channels.
     autocast : run the network in bfloat16 (CUDA only).
     """
-    with torch.autocast(device_type=masked.device.type, dtype=torch.bfloat16, enabled=autocast):
+    # No cast cache: each weight is cast once per step anyway, and a cache cannot live in a CUDA graph.
+    with torch.autocast(device_type=masked.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
         outputs = net(masked)
     parts = []
     for t, task in enumerate(net.tasks):
@@ -211,8 +213,10 @@ def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, m
 
 
 def compile_mode(device: torch.device) -> str:
-    """``torch.compile``'s mode for the training step (with ``TrainingConfig.compile_network``)."""
-    return "default"
+    """``torch.compile``'s mode for the training step (with ``TrainingConfig.compile_network``): on
+    CUDA the compiled step is replayed as CUDA graphs, which took the paper-sized step from 14.9 to
+    10.9 ms on an H100 (benchmarks/results/gpu.md)."""
+    return "reduce-overhead" if device.type == "cuda" else "default"
 
 
 def readback_lag(device: torch.device) -> int:
@@ -263,14 +267,20 @@ def train(
     net = net.to(device).to(memory_format=torch.channels_last)
     # Compiling the network with its losses fuses the heads, softmax and loss arithmetic too.
     losses = torch.compile(batch_losses, mode=compile_mode(device)) if config.compile_network else batch_losses
-    # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor.
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda")
+    # A compiled step on CUDA is already replayed as CUDA graphs (compile_mode).
+    graphed = device.type == "cuda" and config.cuda_graphs and not config.compile_network
+    # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor; capturable keeps its
+    # step count on the device, as a CUDA graph needs.
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda",
+                                 capturable=graphed)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
     generator = torch.Generator(device=device).manual_seed(config.seed + 2)
     autocast = config.mixed_precision and device.type == "cuda"
     channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
     weights = torch.tensor([config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks),
                            device=device)
+    step = (GraphedTrainingStep if graphed else TrainingStep)(
+        lambda *inputs: losses(net, *inputs, channel_index, config.sigma, autocast), weights, optimizer)
     loss_names = ["total"] + [f"{t.name}_{part}" for t in tasks for part in ("foreground", "background", "reconstruction")]
     lag = readback_lag(device)
     pending: List[tuple] = []   # (iteration, its losses still on the device)
@@ -328,12 +338,7 @@ def train(
         batch, targets = sampler.batch(config.batch_size)
         masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
         masked = masked.contiguous(memory_format=torch.channels_last)
-        parts = losses(net, masked, batch, mask, targets, channel_index, config.sigma, autocast)
-        loss = (weights * parts).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        pending.append((iteration, torch.cat([loss[None], parts]).detach()))
+        pending.append((iteration, step(masked, batch, mask, targets)))
 
         # Validation waits for every queued iteration, so the weights it sees are this iteration's.
         evaluate = iteration % config.eval_every == 0 or iteration == config.max_iterations
