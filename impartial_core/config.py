@@ -124,8 +124,8 @@ class TrainingConfig:
     patience: int = 8
     device: str = "auto"
     mixed_precision: bool = True
-    # torch.compile the network with its losses: about a minute of compiling first, then faster steps. Pays off
-    # only for long trainings on a GPU (see benchmarks/results/gpu.md).
+    # torch.compile the network with its losses (on CUDA replayed as CUDA graphs): 10-20 s of compiling first,
+    # then faster steps. Pays off only for long trainings of wide networks on a GPU (benchmarks/results/gpu.md).
     compile_network: bool = False
     # On CUDA, capture the (uncompiled) training step once as a CUDA graph and replay it: one launch per
     # iteration instead of hundreds, for the small default network whose step is bound by the host.
