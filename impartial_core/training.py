@@ -214,8 +214,8 @@ def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, m
 
 def compile_mode(device: torch.device) -> str:
     """``torch.compile``'s mode for the training step (with ``TrainingConfig.compile_network``): on
-    CUDA the compiled step is replayed as CUDA graphs, which took the paper-sized step from 14.9 to
-    10.9 ms on an H100 (benchmarks/results/gpu.md)."""
+    CUDA the compiled step is replayed as CUDA graphs, which took the paper-sized step from 11.6-14.9
+    to 9.9-10.9 ms on H100s (benchmarks/results/gpu.md)."""
     return "reduce-overhead" if device.type == "cuda" else "default"
 
 
