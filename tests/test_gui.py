@@ -312,7 +312,10 @@ def gui_run(tmp_path_factory):
     }
     (tmp / "config.json").write_text(json.dumps(config))
     env = H.cellprofiler_env()
-    env.update(PYTHONPATH=os.pathsep.join([str(hook_dir), env["PYTHONPATH"]]),
+    # The GUI is ended without closing its test-mode measurements, whose temporary HDF5 file would
+    # then stay in the system's temporary folder after every test run: give it the test's own.
+    (tmp / "tmp").mkdir()
+    env.update(TMPDIR=str(tmp / "tmp"), PYTHONPATH=os.pathsep.join([str(hook_dir), env["PYTHONPATH"]]),
                IMPARTIAL_GUI_HOOK=str(hook_dir / "impartial_gui_hook.py"),
                IMPARTIAL_GUI_HOOK_CONFIG=str(tmp / "config.json"))
     command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", str(H.REPO / ".venv" / "bin" / "python"),

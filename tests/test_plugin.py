@@ -108,7 +108,7 @@ def make_pipeline(module, channels, scribbles=None):
 
 def run_pipeline(pipeline, n_image_sets, workspaces=None):
     """What Pipeline.run does for one group: prepare_group of every module, then each cycle."""
-    measurements = Measurements()
+    measurements = Measurements(mode="memory")   # in memory: no temporary HDF5 file per run
     image_set_list = ImageSetList()
     numbers = list(range(1, n_image_sets + 1))
     for number in numbers:
