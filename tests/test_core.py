@@ -564,3 +564,21 @@ def test_validation_split_never_takes_a_class_away_from_training():
         data = prepare_training_images([np.zeros((1, 128, 128), np.float32)], [scribbles], [nuclei_task()], 0.5,
                                        np.random.default_rng(seed))
         assert (data[0].train_targets == 1).any() and (data[0].train_targets == 0).any(), seed
+
+
+def test_training_fingerprint_is_stable_across_versions_and_execution_settings():
+    """A saved model is reused while its training fingerprint matches, so the fingerprint of the
+    same inputs must not change with a release that only adds a way of executing the step (here
+    ``cuda_graphs``): the value below is what version 0.1 (before that setting) computed. A change
+    of it makes every user's pipeline train its models again: add execution-only settings to
+    ``model.NOT_IN_FINGERPRINT`` instead, or accept that deliberately and update the value."""
+    from impartial_core.model import ImPartialModel
+
+    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64) % 17
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[5, 5:20], scribbles[30, 30:40] = 1, 2
+    inputs = ([image], [scribbles], tasks_for("nuclei", 1), NetworkConfig(1, 16))
+    fingerprint = ImPartialModel.fingerprint_for(*inputs, TrainingConfig())
+    assert fingerprint == "56868f15d7c575367f2f327fde61312f7bf5ca39fc9e603505b0d518d91c5482"
+    assert ImPartialModel.fingerprint_for(*inputs, TrainingConfig(cuda_graphs=False)) == fingerprint
+    assert ImPartialModel.fingerprint_for(*inputs, TrainingConfig(seed=1)) != fingerprint
