@@ -121,10 +121,10 @@ class StepVariant:
     def describe(self) -> str:
         parts = ["bf16 autocast" if self.bf16 else "fp32", "channels_last"]
         parts += ["cudnn.benchmark"] * self.autotune
-        if not self.compiled:
-            parts.append("CUDA graph" if self.cuda_graphs else "no CUDA graph")
         if self.compiled:
             parts.append("torch.compile" + ("" if self.compile_mode == "default" else f" ({self.compile_mode})"))
+        else:
+            parts.append("CUDA graph" if self.cuda_graphs else "no CUDA graph")
         return ", ".join(parts + ([] if self.read_late else ["losses read every step"]))
 
 
