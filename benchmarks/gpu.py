@@ -114,7 +114,7 @@ class StepVariant:
     bf16: bool = True              # bf16 autocast (what training does on CUDA) or fp32
     autotune: bool = False         # cudnn.benchmark: pick the fastest convolution algorithms first
     compiled: bool = False         # TrainingConfig(compile_network=True)
-    compile_mode: str = "default"  # torch.compile's mode (training.compile_mode); "reduce-overhead" replays CUDA graphs
+    compile_mode: str = "reduce-overhead"  # torch.compile's mode; training.compile_mode's on CUDA replays CUDA graphs
     cuda_graphs: bool = True       # TrainingConfig.cuda_graphs: the uncompiled step replayed as one CUDA graph
     read_late: bool = True         # losses read one iteration late (training.readback_lag), as training does
 
