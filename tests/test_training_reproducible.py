@@ -1,0 +1,146 @@
+"""Training is reproducible: the same seed and data give the same weights, bit for bit on a CPU.
+
+The digests below pin whole trainings (weights, loss curve, validations, thresholds, why training
+stopped) through each of ``train``'s paths: running to the iteration limit, early stopping, losses
+read one iteration late, and stopping at the time budget (on a simulated clock, so the forecast is
+deterministic). Floating-point results depend on torch's version and the CPU's vector instructions,
+so a digest is kept per (torch version, CPU capability) and checked with one thread; elsewhere
+the exact check is skipped, and the structural checks (which iterations were evaluated, why
+training stopped, that the best weights are the ones returned) still run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from types import SimpleNamespace
+from typing import Dict, Tuple
+
+import numpy as np
+import pytest
+import torch
+
+from impartial_core import training
+from impartial_core.config import NetworkConfig, TrainingConfig, nuclei_task
+from impartial_core.normalization import normalize
+from impartial_core.sampling import PatchSampler
+from impartial_core.training import TrainingResult, train
+
+from .synthetic import blobs
+
+# (torch version, CPU capability) -> scenario -> digest of the training, with one thread.
+PINNED: Dict[Tuple[str, str], Dict[str, str]] = {
+    ("2.13.0+cpu", "AVX512"): {
+        "iteration limit": "ccdca26962e7843ea6711414fd2140961bfef35bcce95875951c00aa1a43bc94",
+        "early stopping": "100da810fecbccd7e26525152f1085b2204262e32aacc9a18e88c4f8cc2dd803",
+        "read late": "f1cc8c4a0cf82102bc76cc820c2df434f50a2214ad61b27c4983bde5218b84fd",
+        "time budget": "e6117dc4cdd5738903422bd9cbfe43737ce5f34c12fb7445cab6d32bd89a263f",
+    },
+}
+
+
+@pytest.fixture
+def one_thread():
+    """One thread: parallel reductions may sum in another order with another thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(**overrides) -> TrainingResult:
+    image, _, scribbles = blobs(seed=1, size=64, n=6)
+    settings = dict(max_iterations=12, batch_size=2, patch_size=32, eval_every=3, seed=0, learning_rate=3e-3,
+                    time_budget_s=600.0)
+    settings.update(overrides)
+    return train([normalize(image[None])], [scribbles], [nuclei_task()], NetworkConfig(1, 4),
+                 TrainingConfig(**settings))
+
+
+def _digest(result: TrainingResult) -> str:
+    """Everything a training returns except its timings."""
+    digest = hashlib.sha256()
+    for name, tensor in result.net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    history = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in result.history]
+    digest.update(json.dumps([history, result.thresholds, result.iterations, result.stopped_because,
+                              result.best_validation], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _check_pinned(scenario: str, result: TrainingResult) -> None:
+    key = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if key not in PINNED:
+        pytest.skip(f"no pinned digest for torch {key[0]} on {key[1]}")
+    assert _digest(result) == PINNED[key][scenario]
+
+
+def _validations(result: TrainingResult) -> Dict[int, float]:
+    return {h["iteration"]: h["validation"] for h in result.history if "validation" in h}
+
+
+def _simulated_clock(monkeypatch, step_s: float, evaluation_s: float) -> None:
+    """Time advances ``step_s`` per batch drawn and ``evaluation_s`` per validation, nothing else."""
+    now = [0.0]
+
+    def batch(self, size):
+        now[0] += step_s
+        return draw(self, size)
+
+    def validation(*args):
+        now[0] += evaluation_s
+        return score(*args)
+
+    draw, score = PatchSampler.batch, training._scribble_loss
+    monkeypatch.setattr(PatchSampler, "batch", batch)
+    monkeypatch.setattr(training, "_scribble_loss", validation)
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+
+def test_training_to_the_iteration_limit_is_reproducible(one_thread):
+    result = _train()
+    assert result.iterations == 12 and result.stopped_because == "iteration budget"
+    assert [h["iteration"] for h in result.history] == list(range(1, 13))
+    assert sorted(_validations(result)) == [3, 6, 9, 12]
+    assert result.best_validation == min(_validations(result).values())
+    assert _digest(_train()) == _digest(result)
+    _check_pinned("iteration limit", result)
+
+
+def test_early_stopping_is_reproducible_and_keeps_the_best_weights(one_thread):
+    result = _train(patience=1, learning_rate=0.05)
+    validations = _validations(result)
+    assert result.stopped_because == "no validation improvement in 1 evaluations"
+    assert result.iterations == max(validations) < 12
+    assert result.best_validation == min(validations.values()) < validations[max(validations)]
+    # The weights returned are the best evaluation's: scoring them again gives its loss.
+    best = min(validations, key=validations.get)
+    again = _train(patience=1, learning_rate=0.05, max_iterations=best)
+    for a, b in zip(result.net.state_dict().values(), again.net.state_dict().values()):
+        assert torch.equal(a, b)
+    _check_pinned("early stopping", result)
+
+
+def test_losses_read_late_are_reproducible(one_thread, monkeypatch):
+    monkeypatch.setattr(training, "readback_lag", lambda device: 1)
+    result = _train(max_iterations=11)
+    assert [h["iteration"] for h in result.history] == list(range(1, 12))
+    assert sorted(_validations(result)) == [3, 6, 9, 11]
+    _check_pinned("read late", result)
+
+
+def test_stopping_at_the_time_budget_is_reproducible(one_thread, monkeypatch):
+    """On a clock where a step takes 1 s and a validation 0.5 s, a 10 s budget stops training
+    when the next step, the next validation (if due) and the final validation and threshold choice
+    would no longer fit; the last stretch is validated once more before the best weights are kept."""
+    _simulated_clock(monkeypatch, step_s=1.0, evaluation_s=0.5)
+    result = _train(time_budget_s=10.0, max_iterations=100)
+    assert result.stopped_because == "time budget" and result.iterations == 7
+    assert [h["iteration"] for h in result.history] == list(range(1, 8))
+    assert [h["elapsed_s"] for h in result.history] == [1.0, 2.0, 3.5, 4.5, 5.5, 7.0, 8.0]
+    assert sorted(_validations(result)) == [3, 6]
+    assert all(math.isfinite(h["total"]) for h in result.history)
+    # the final validation of iterations 7 found better weights than any evaluation before
+    assert result.best_validation < min(_validations(result).values())
+    _check_pinned("time budget", result)
