@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budgets", nargs="+", default=["n100", "n200"], choices=["n100", "n200"])
     parser.add_argument("--ablation-budgets", nargs="*", default=["n100"], choices=["n100", "n200"],
                         help="budgets with the 'without self-supervised loss' ablation (default n100)")
-    parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: examples/data)")
+    parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: ../shared/data, else examples/data)")
     parser.add_argument("--out", default=None,
                         help="where accuracy.md / accuracy.json go (default benchmarks/results; with --quick out/benchmarks-quick)")
     return parser

@@ -1,7 +1,8 @@
 """The benchmark data: MIBI dsDNA nuclei and Vectra 2-channel whole cells (see examples/data/README.md).
 
-The bundled copy under examples/data is used by default (identical to the project's shared data,
-so a clone runs on its own); ``IMPARTIAL_BENCH_DATA`` or ``--data`` points elsewhere.
+:func:`data_dir` is the one place that finds the data: ``--data``, then ``$IMPARTIAL_DATA``, then
+the project's shared data next to the clone (``../shared/data``), then the copy bundled under
+``examples/data`` (identical for MIBI and Vectra, so a fresh clone runs on its own).
 """
 from __future__ import annotations
 
@@ -24,12 +25,42 @@ MIBI_IDS = (0, 3, 5, 7)
 VECTRA_IDS = (1, 2)
 
 
-def data_dir(override: Optional[str] = None) -> Path:
-    candidates = [override, os.environ.get("IMPARTIAL_BENCH_DATA"), ROOT / "examples" / "data", "/work/shared/data"]
+BUNDLED_DATA = ROOT / "examples" / "data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def data_dir(override: Optional[str] = None, needs: str = "mibi_dsdna/image0.tif") -> Path:
+    """The first data folder that holds ``needs``.
+
+    Parameters
+    ----------
+    override : str, optional
+        A folder given on the command line (``--data``); when given, it must hold ``needs``.
+    needs : str
+        A file, relative to the data folder, that the caller reads (e.g.
+        ``"vectra_2ch/image1_cells.roi.zip"``); folders without it are passed over.
+
+    Returns
+    -------
+    Path
+        ``override``, else ``$IMPARTIAL_DATA``, else ``<repo>/../shared/data``, else
+        ``<repo>/examples/data``: the first of these holding ``needs``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No candidate holds ``needs``; the message lists where it looked.
+    """
+    if override:
+        if not (Path(override) / needs).exists():
+            raise FileNotFoundError(f"--data {override}: no {needs} there")
+        return Path(override)
+    candidates = [os.environ.get("IMPARTIAL_DATA"), SHARED_DATA, BUNDLED_DATA]
     for candidate in candidates:
-        if candidate and (Path(candidate) / "mibi_dsdna" / "image0.tif").exists():
+        if candidate and (Path(candidate) / needs).exists():
             return Path(candidate)
-    raise FileNotFoundError("benchmark data not found: pass --data DIR (holding mibi_dsdna/ and vectra_2ch/)")
+    looked = ", ".join(str(c) for c in candidates if c)
+    raise FileNotFoundError(f"{needs} not found in {looked}: pass --data DIR or set IMPARTIAL_DATA")
 
 
 @dataclass
@@ -59,9 +90,10 @@ class VectraImage:
 
 
 def load_vectra(directory: Optional[str] = None) -> List[VectraImage]:
-    from impartial_core.scribbles import rasterize_rois, read_imagej_rois, scribbles_from_instances
+    from impartial_core.scribbles.imagej_rois import rasterize_rois, read_imagej_rois
+    from impartial_core.scribbles.objects import scribbles_from_instances
 
-    d = data_dir(directory) / "vectra_2ch"
+    d = data_dir(directory, needs="vectra_2ch/image1_cells.roi.zip") / "vectra_2ch"
     out = []
     for i in VECTRA_IDS:
         image = tifffile.imread(d / f"image{i}.tif").astype(np.float32)

@@ -234,7 +234,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_scribbles(args: argparse.Namespace) -> int:
-    from . import scribbles as sc
+    from .scribbles import remap_scribbles
+    from .scribbles.imagej_rois import read_imagej_rois, rois_beyond
+    from .scribbles.objects import scribbles_from_instances, scribbles_from_rois
+    from .scribbles.paint import scribbles_from_rgb
+    from .scribbles.simulation import count_scribbled_objects, simulate_scribbles
 
     out = Path(args.out) if args.out else None
     if args.simulate:
@@ -244,12 +248,12 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         out_dir = Path(args.out_dir or ".")
         stems = _output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         truths = [read_image(p) for p in args.simulate]
-        results = sc.simulate_scribbles(truths, args.budget, args.seed, sources=args.simulate)
+        results = simulate_scribbles(truths, args.budget, args.seed, sources=args.simulate)
         out_dir.mkdir(parents=True, exist_ok=True)
         for stem, truth, result in zip(stems, truths, results):
             target = _output_path(out_dir, stem, "scribbles")
             write_tiff(target, result)
-            print(f"{target}: {sc.count_scribbled_objects(result, truth)} scribbled objects")
+            print(f"{target}: {count_scribbled_objects(result, truth)} scribbled objects")
         return 0
     if args.out_dir:
         raise CliError("--out-dir is for --simulate; give the scribble file to write with --out")
@@ -260,16 +264,16 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
         shape = as_channels_first(read_image(args.like), source=args.like).shape[1:]
-        rois = sc.read_imagej_rois(args.from_rois)
-        outside, crossing = sc.rois_beyond(rois, shape)
+        rois = read_imagej_rois(args.from_rois)
+        outside, crossing = rois_beyond(rois, shape)
         if outside:
             raise CliError(f"{args.from_rois}: {len(outside)} of {len(rois)} ROIs (e.g. {outside[0]!r}) lie wholly outside "
                            f"--like {args.like} ({shape[1]}x{shape[0]} pixels); was it the image they were drawn on?")
         if crossing:
             print(f"note: {len(crossing)} ROI(s) (e.g. {crossing[0]!r}) cross the image edge and are cut there", file=sys.stderr)
-        result = sc.scribbles_from_rois(rois, shape, task=args.objects or "cells")
+        result = scribbles_from_rois(rois, shape, task=args.objects or "cells")
     elif args.from_rgb:
-        result = sc.scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
+        result = scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
         if not result.any():
             raise CliError(f"{args.from_rgb}: no pixel is painted in the scribble colours (blue background, red "
                            f"nucleus, green cytoplasm); nothing was written")
@@ -277,12 +281,12 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         mapping = _parse_mapping(args.remap)
         if mapping is None:
             raise CliError("--from-labels needs --remap, e.g. --remap 10:1,20:2")
-        result = sc.remap_scribbles(read_image(args.from_labels), mapping, source=args.from_labels)
+        result = remap_scribbles(read_image(args.from_labels), mapping, source=args.from_labels)
     elif args.from_instances:
         if not args.objects:
             # No default: inside a nucleus is 2, inside a cell 3, which the nuclei task learns as "not nucleus".
             raise CliError("--from-instances needs --objects nuclei or --objects cells: what the label image outlines")
-        result = sc.scribbles_from_instances(read_image(args.from_instances), task=args.objects, source=args.from_instances)
+        result = scribbles_from_instances(read_image(args.from_instances), task=args.objects, source=args.from_instances)
     else:
         raise CliError("say where the scribbles come from: --from-rois, --from-rgb, --from-labels, --from-instances or --simulate")
     if result.ndim != 2:

@@ -322,7 +322,7 @@ def test_scribble_sources_and_outputs_go_together(tmp_path, capsys):
 
 
 def test_rois_outside_the_like_image_are_refused_and_crossing_ones_noted(tmp_path, capsys):
-    from impartial_core.scribbles import Roi, rois_beyond
+    from impartial_core.scribbles.imagej_rois import Roi, rois_beyond
 
     def square(name, x, y, side=10):
         corners = np.array([[x, y], [x + side, y], [x + side, y + side], [x, y + side]], float)

@@ -1,8 +1,14 @@
-"""Tests of impartial_core.scribbles: conventions, RGB and ROI conversion, scribble simulation."""
+"""Tests of impartial_core.scribbles: the label convention, paint images, ImageJ ROIs, scribbles
+from whole objects and simulated scribbles.
+
+Synthetic images test each rule; the real-data tests read the Vectra ROI zips and the MIBI ground
+truth from ../shared/data, or from the copy bundled in examples/data in a fresh clone.
+"""
 from __future__ import annotations
 
-import os
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,46 +18,49 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from benchmarks.data import data_dir
 from impartial_core.scribbles import (
     BACKGROUND,
     CYTOPLASM,
-    DEFAULT_COLOURS,
     NUCLEUS,
+    SCRIBBLE_COLOURS,
     UNANNOTATED,
-    Roi,
-    count_scribbled_objects,
-    rasterize_rois,
-    read_imagej_rois,
+    foreground_value_for,
     remap_scribbles,
-    scribbles_from_instances,
-    scribbles_from_rgb,
-    scribbles_from_rois,
-    scribbles_to_rgb,
-    simulate_scribbles,
     validate_scribbles,
 )
-
-
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    """The shared data folder: $IMPARTIAL_SHARED_DATA or <repo>/../shared/data; skip if absent."""
-    env = os.environ.get("IMPARTIAL_SHARED_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
+from impartial_core.scribbles.imagej_rois import Roi, _decode_roi, rasterize_rois, read_imagej_rois
+from impartial_core.scribbles.objects import scribbles_from_instances, scribbles_from_rois
+from impartial_core.scribbles.paint import scribbles_from_rgb, scribbles_to_rgb
+from impartial_core.scribbles.simulation import count_scribbled_objects, simulate_scribbles
 
 
 def _read_tiff(path: Path) -> np.ndarray:
-    tifffile = pytest.importorskip("tifffile")
+    import tifffile
+
     return tifffile.imread(str(path))
 
 
 # ----------------------------------------------------------------------------------------------
-# constants, remap, validate
+# the label convention: values, remapping, validation
 # ----------------------------------------------------------------------------------------------
 def test_constants():
     assert (UNANNOTATED, BACKGROUND, NUCLEUS, CYTOPLASM) == (0, 1, 2, 3)
+
+
+def test_inside_an_object_is_a_nucleus_for_nuclei_and_cytoplasm_for_cells():
+    assert foreground_value_for("nuclei") == NUCLEUS
+    assert foreground_value_for("cells") == CYTOPLASM
+    with pytest.raises(ValueError, match="tissue"):
+        foreground_value_for("tissue")
+
+
+def test_the_label_convention_loads_without_image_libraries():
+    """Configuration imports the label convention; it must not pull in scikit-image or the ROI reader."""
+    code = ("import sys, impartial_core.config; "
+            "print(sorted(m for m in ('skimage', 'scipy', 'impartial_core.scribbles.imagej_rois') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_remap_maps_values_and_keeps_zero():
@@ -136,7 +145,7 @@ def test_validate_rejects_bad_values(bad, pattern):
 
 
 # ----------------------------------------------------------------------------------------------
-# RGB
+# paint images: one colour per class
 # ----------------------------------------------------------------------------------------------
 def test_rgb_round_trip_uint8_float_uint16_rgba():
     rng = np.random.default_rng(0)
@@ -154,7 +163,7 @@ def test_rgb_round_trip_uint8_float_uint16_rgba():
 
 
 def test_rgb_default_map_tolerance_and_other_colours():
-    assert DEFAULT_COLOURS == {(0, 0, 255): 1, (255, 0, 0): 2, (0, 255, 0): 3}
+    assert SCRIBBLE_COLOURS == {BACKGROUND: (0, 0, 255), NUCLEUS: (255, 0, 0), CYTOPLASM: (0, 255, 0)}
     rgb = np.array(
         [
             [[250, 10, 5], [0, 0, 0], [255, 255, 255]],
@@ -176,8 +185,18 @@ def test_rgb_rejects_grey_and_bad_colour_map():
         scribbles_from_rgb(np.zeros((4, 4, 3)), {(0, 0, 0): 9})
 
 
+def test_paint_in_12_bits_and_channel_first_is_read():
+    scribbles = np.zeros((16, 16), np.uint8)
+    scribbles[2:5, 2:12], scribbles[8:12, 3:9] = BACKGROUND, NUCLEUS
+    rgb8 = scribbles_to_rgb(scribbles)
+    twelve_bit = (rgb8.astype(np.uint16) * 4095 // 255).astype(np.uint16)
+    np.testing.assert_array_equal(scribbles_from_rgb(twelve_bit), scribbles)
+    np.testing.assert_array_equal(scribbles_from_rgb(np.moveaxis(rgb8, -1, 0)), scribbles)
+    np.testing.assert_array_equal(scribbles_from_rgb(rgb8.astype(np.float32) / 255 * 1.001), scribbles)
+
+
 # ----------------------------------------------------------------------------------------------
-# ImageJ ROIs
+# ImageJ ROIs: reading and rasterising
 # ----------------------------------------------------------------------------------------------
 def _roi_bytes(type_code, top, left, bottom, right, xs=(), ys=(), floats=None, line=None, name=""):
     """Encode a minimal ImageJ ROI (version 228) for parser tests."""
@@ -256,9 +275,27 @@ def test_read_rois_errors(tmp_path):
         read_imagej_rois(tmp_path / "x.png")
 
 
+def test_composite_curves_are_followed_not_cut_short():
+    """A composite ROI whose outline is a quarter-circle arc (cubic segment) plus straight edges:
+    filled like the quarter disc it is, not like the triangle of its end points."""
+    k = 0.5523 * 40  # cubic Bezier control offset for a quarter circle of radius 40
+    path = [0, 0, 0, 1, 40, 0, 3, 40, k, k, 40, 0, 40, 4]  # moveTo, lineTo, cubicTo, close
+    header = bytearray(_roi_bytes(1, 0, 0, 40, 40))
+    header[36:40] = struct.pack(">i", len(path))
+    roi = _decode_roi(bytes(header[:64]) + struct.pack(f">{len(path)}f", *path), "arc", "arc.roi")
+    area = int((rasterize_rois([roi], (64, 64)) > 0).sum())
+    assert abs(area - np.pi * 40 ** 2 / 4) < 0.02 * np.pi * 40 ** 2 / 4, area
+
+
+def test_roi_dataclass_is_line():
+    roi = Roi("x", "polyline", np.zeros((2, 2)), False, [np.zeros((2, 2))])
+    assert roi.is_line
+
+
 @pytest.mark.parametrize("index, count, composites", [(1, 104, 0), (2, 84, 2)])
-def test_real_roi_zips(shared_data, index, count, composites):
-    path = shared_data / "vectra_2ch" / f"image{index}_cells.roi.zip"
+def test_real_roi_zips(index, count, composites):
+    folder = data_dir(needs=f"vectra_2ch/image{index}_cells.roi.zip")
+    path = folder / "vectra_2ch" / f"image{index}_cells.roi.zip"
     rois = read_imagej_rois(path)
     # every entry of the zip, none dropped: the README's 73 / 78 count distinct names (the ROI
     # Manager saved same-named cells as "042.roi" and "042-1.roi") and skip composite ROIs
@@ -285,14 +322,14 @@ def test_real_roi_zips(shared_data, index, count, composites):
         shoelace = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
         assert area == pytest.approx(shoelace)
     # not transposed: the DAPI channel is brighter inside the traced cells than outside
-    image = _read_tiff(shared_data / "vectra_2ch" / f"image{index}.tif")
+    image = _read_tiff(folder / "vectra_2ch" / f"image{index}.tif")
     dapi = image[1]
     assert dapi[labels > 0].mean() > 1.3 * dapi[labels == 0].mean()
     assert dapi[labels > 0].mean() > dapi[labels.T > 0].mean()
 
 
 # ----------------------------------------------------------------------------------------------
-# scribbles from instances
+# scribbles from whole objects: instance masks and traced ROIs
 # ----------------------------------------------------------------------------------------------
 def test_scribbles_from_instances_square():
     labels = np.zeros((30, 30), np.int32)
@@ -360,8 +397,29 @@ def test_scribbles_from_instances_properties(labels, margin, ring):
         assert not np.any(s == BACKGROUND)
 
 
+def test_instances_with_huge_ids_convert_like_small_ones():
+    labels = np.zeros((32, 32), np.uint32)
+    labels[4:12, 4:12], labels[16:28, 16:28] = 4_000_000_000, 7
+    small = np.where(labels == 7, 1, np.where(labels > 0, 2, 0))
+    np.testing.assert_array_equal(scribbles_from_instances(labels), scribbles_from_instances(small))
+
+
+def test_drawn_lines_and_points_are_strokes_at_their_width_without_a_background_ring():
+    """A line drawn inside a cell says "cell here": painted at its stroke width, no ring around it
+    (a ring would call the cell around the line background). Traced areas keep their ring."""
+    line = np.array([[10.0, 20.0], [50.0, 20.0]])
+    wide = Roi("stroke", "freeline", line, False, [line], stroke_width=5)
+    point = Roi("dot", "point", np.array([[30.0, 40.0]]), False, [np.array([[30.0, 40.0]])])
+    square = np.array([[5.0, 50.0], [25.0, 50.0], [25.0, 62.0], [5.0, 62.0]])
+    area = Roi("cell", "polygon", square, True, [square])
+    scribbles = scribbles_from_rois([wide, point, area], (64, 64), task="nuclei")
+    assert (scribbles[18:23, 12:48] == NUCLEUS).all() and (scribbles[15:26, 12:48] != BACKGROUND).all()
+    assert scribbles[40, 30] == NUCLEUS and not (scribbles[36:45, 26:35] == BACKGROUND).any()
+    assert (scribbles[45:70, 0:32] == BACKGROUND).any()  # the traced area's ring
+
+
 # ----------------------------------------------------------------------------------------------
-# simulation
+# simulated scribbles
 # ----------------------------------------------------------------------------------------------
 def test_simulate_small_and_deterministic():
     labels = np.zeros((100, 100), np.int32)
@@ -380,8 +438,8 @@ def test_simulate_small_and_deterministic():
     assert simulate_scribbles([], 10, 0) == []
 
 
-def test_simulate_on_mibi_matches_budget(shared_data):
-    folder = shared_data / "mibi_dsdna"
+def test_simulate_on_mibi_matches_budget():
+    folder = data_dir(needs="mibi_dsdna/image7_nuclei_labels.tif") / "mibi_dsdna"
     labels = [_read_tiff(folder / f"image{k}_nuclei_labels.tif") for k in (0, 3, 5, 7)]
     scribbles = simulate_scribbles(labels, budget=100, seed=0)
     counts = [count_scribbled_objects(s, l) for s, l in zip(scribbles, labels)]
@@ -399,54 +457,3 @@ def test_simulate_on_mibi_matches_budget(shared_data):
 def test_count_scribbled_objects_shape_error():
     with pytest.raises(ValueError, match="shape"):
         count_scribbled_objects(np.zeros((3, 3)), np.zeros((3, 4), int))
-
-
-def test_roi_dataclass_is_line():
-    roi = Roi("x", "polyline", np.zeros((2, 2)), False, [np.zeros((2, 2))])
-    assert roi.is_line
-
-
-# ---------------------------------------------------------------- fourth review (session 5)
-def test_drawn_lines_and_points_are_strokes_at_their_width_without_a_background_ring():
-    """A line drawn inside a cell says "cell here": painted at its stroke width, no ring around it
-    (a ring would call the cell around the line background). Traced areas keep their ring."""
-    line = np.array([[10.0, 20.0], [50.0, 20.0]])
-    wide = Roi("stroke", "freeline", line, False, [line], stroke_width=5)
-    point = Roi("dot", "point", np.array([[30.0, 40.0]]), False, [np.array([[30.0, 40.0]])])
-    square = np.array([[5.0, 50.0], [25.0, 50.0], [25.0, 62.0], [5.0, 62.0]])
-    area = Roi("cell", "polygon", square, True, [square])
-    scribbles = scribbles_from_rois([wide, point, area], (64, 64), task="nuclei")
-    assert (scribbles[18:23, 12:48] == NUCLEUS).all() and (scribbles[15:26, 12:48] != BACKGROUND).all()
-    assert scribbles[40, 30] == NUCLEUS and not (scribbles[36:45, 26:35] == BACKGROUND).any()
-    assert (scribbles[45:70, 0:32] == BACKGROUND).any()  # the traced area's ring
-
-
-def test_instances_with_huge_ids_convert_like_small_ones():
-    labels = np.zeros((32, 32), np.uint32)
-    labels[4:12, 4:12], labels[16:28, 16:28] = 4_000_000_000, 7
-    small = np.where(labels == 7, 1, np.where(labels > 0, 2, 0))
-    np.testing.assert_array_equal(scribbles_from_instances(labels), scribbles_from_instances(small))
-
-
-def test_paint_in_12_bits_and_channel_first_is_read():
-    scribbles = np.zeros((16, 16), np.uint8)
-    scribbles[2:5, 2:12], scribbles[8:12, 3:9] = BACKGROUND, NUCLEUS
-    rgb8 = scribbles_to_rgb(scribbles)
-    twelve_bit = (rgb8.astype(np.uint16) * 4095 // 255).astype(np.uint16)
-    np.testing.assert_array_equal(scribbles_from_rgb(twelve_bit), scribbles)
-    np.testing.assert_array_equal(scribbles_from_rgb(np.moveaxis(rgb8, -1, 0)), scribbles)
-    np.testing.assert_array_equal(scribbles_from_rgb(rgb8.astype(np.float32) / 255 * 1.001), scribbles)
-
-
-def test_composite_curves_are_followed_not_cut_short():
-    """A composite ROI whose outline is a quarter-circle arc (cubic segment) plus straight edges:
-    filled like the quarter disc it is, not like the triangle of its end points."""
-    from impartial_core.scribbles import _decode_roi
-
-    k = 0.5523 * 40  # cubic Bezier control offset for a quarter circle of radius 40
-    path = [0, 0, 0, 1, 40, 0, 3, 40, k, k, 40, 0, 40, 4]  # moveTo, lineTo, cubicTo, close
-    header = bytearray(_roi_bytes(1, 0, 0, 40, 40))
-    header[36:40] = struct.pack(">i", len(path))
-    roi = _decode_roi(bytes(header[:64]) + struct.pack(f">{len(path)}f", *path), "arc", "arc.roi")
-    area = int((rasterize_rois([roi], (64, 64)) > 0).sum())
-    assert abs(area - np.pi * 40 ** 2 / 4) < 0.02 * np.pi * 40 ** 2 / 4, area
