@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -20,14 +21,19 @@ import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
-from impartial_core import scribbles as sc  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # for benchmarks.data
+from benchmarks.data import data_dir  # noqa: E402
+from impartial_core.scribbles import BACKGROUND, NUCLEUS, SCRIBBLE_COLOURS, remap_scribbles  # noqa: E402
+from impartial_core.scribbles.imagej_rois import rasterize_rois, read_imagej_rois  # noqa: E402
+from impartial_core.scribbles.objects import scribbles_from_instances  # noqa: E402
+from impartial_core.scribbles.paint import scribbles_from_rgb, scribbles_to_rgb  # noqa: E402
+from impartial_core.scribbles.simulation import simulate_scribbles  # noqa: E402
 from impartial_core.config import TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "examples" / "data"
-COLOURS = np.array([[0, 0, 0], [40, 120, 255], [255, 60, 60], [60, 220, 60]], np.uint8)
+DATA = data_dir(needs="vectra_2ch/image1_cells.roi.zip")
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -38,7 +44,8 @@ def grey(image: np.ndarray) -> np.ndarray:
 
 def with_scribbles(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
     rgb = grey(image)
-    rgb[scribbles > 0] = COLOURS[scribbles[scribbles > 0]] / 255.0
+    painted = scribbles > 0
+    rgb[painted] = scribbles_to_rgb(scribbles)[painted] / 255.0
     return rgb
 
 
@@ -81,9 +88,9 @@ def results_figure(model_path: Path, out: Path) -> None:
 
 def routes_figure(out: Path) -> None:
     vectra = tifffile.imread(DATA / "vectra_2ch" / "image1.tif")
-    rois = sc.read_imagej_rois(DATA / "vectra_2ch" / "image1_cells.roi.zip")
-    traced = sc.rasterize_rois(rois, vectra.shape[1:])
-    from_rois = sc.scribbles_from_instances(traced, task="cells")
+    rois = read_imagej_rois(DATA / "vectra_2ch" / "image1_cells.roi.zip")
+    traced = rasterize_rois(rois, vectra.shape[1:])
+    from_rois = scribbles_from_instances(traced, task="cells")
     composite = grey(vectra[1]) * 0.6
     composite[..., 0] += 0.4 * grey(vectra[0])[..., 0]
     traced_view = composite.copy()
@@ -92,12 +99,12 @@ def routes_figure(out: Path) -> None:
     mibi = tifffile.imread(DATA / "mibi_dsdna" / "image0.tif")[100:260, 100:260]
     truth = tifffile.imread(DATA / "mibi_dsdna" / "image0_nuclei_labels.tif")[100:260, 100:260]
     painted = (grey(mibi) * 255).astype(np.uint8)
-    strokes = sc.simulate_scribbles([truth], budget=8, seed=1)[0]
-    painted[strokes == sc.NUCLEUS] = (255, 0, 0)
-    painted[strokes == sc.BACKGROUND] = (0, 0, 255)
-    from_rgb = sc.scribbles_from_rgb(painted)
+    strokes = simulate_scribbles([truth], budget=8, seed=1)[0]
+    for value in (NUCLEUS, BACKGROUND):
+        painted[strokes == value] = SCRIBBLE_COLOURS[value]
+    from_rgb = scribbles_from_rgb(painted)
     napari_like = np.select([from_rgb == 1, from_rgb == 2], [7, 9], 0).astype(np.uint8)
-    from_labels = sc.remap_scribbles(napari_like, {7: 1, 9: 2})
+    from_labels = remap_scribbles(napari_like, {7: 1, 9: 2})
 
     panels = [
         (traced_view, "Fiji ROI Manager zip: traced cells\n(Vectra image 1, PanCK red, DAPI grey)"),

@@ -32,7 +32,9 @@ from skimage.morphology import disk, skeletonize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from impartial_core.scribbles import read_imagej_rois, rasterize_rois  # noqa: E402
+from impartial_core.scribbles import BACKGROUND, CYTOPLASM, NUCLEUS, SCRIBBLE_COLOURS  # noqa: E402
+from impartial_core.scribbles.imagej_rois import rasterize_rois, read_imagej_rois  # noqa: E402
+from impartial_core.scribbles.objects import inner_distance, separate_touching  # noqa: E402
 
 DATA = REPO / "examples" / "data" / "vectra_2ch"
 CHANNELS = ("PanCK", "DAPI")
@@ -81,8 +83,7 @@ def scribbles_from_traces(image, cells):
     # = cell interior (>= 2 px from the traced outline) at least 2 px away from the nucleus and from
     # any DAPI-bright pixel.
     nucleus_scribble = ndi.binary_erosion(nuclei, iterations=1)
-    separated = np.where(ndi.maximum_filter(cells, size=3) > cells, 0, cells)  # 1-px seam between touching traces
-    inside = ndi.distance_transform_edt(np.pad(separated > 0, 1))[1:-1, 1:-1] >= 2
+    inside = inner_distance(separate_touching(cells)) >= 2
     cytoplasm = inside & ~ndi.binary_dilation(nuclei | (dapi > t_dapi), disk(2))
     # Background: dark at the scale of cells (PanCK smoothed over ~4 px below half its Otsu
     # threshold, so the PanCK-free nuclei inside tumour nests do not count) and in DAPI, at least
@@ -98,9 +99,9 @@ def scribbles_from_traces(image, cells):
     strokes = skeletonize(safe_dark)
     ring_distance = ndi.distance_transform_edt(cells == 0)
     ring = (ring_distance >= 3) & (ring_distance < 4) & ndi.binary_erosion(dark, disk(1)) & far_from_nuclei
-    scribbles[strokes | ring] = 1
-    scribbles[cytoplasm] = 3
-    scribbles[nucleus_scribble] = 2
+    scribbles[strokes | ring] = BACKGROUND
+    scribbles[cytoplasm] = CYTOPLASM
+    scribbles[nucleus_scribble] = NUCLEUS
     return scribbles
 
 
@@ -111,9 +112,10 @@ def preview(image, scribbles, path):
         lo, hi = np.percentile(x, (1, 99.5))
         return np.clip((x - lo) / max(hi - lo, 1e-9), 0, 1)
 
-    rgb = np.dstack([norm(image[0]), np.zeros(image.shape[1:]), norm(image[1])])
-    for value, colour in ((1, (0.3, 0.9, 1.0)), (2, (1.0, 1.0, 0.0)), (3, (0.0, 1.0, 0.0))):
-        rgb[scribbles == value] = colour
+    grey = 0.5 * (norm(image[0]) + norm(image[1]))  # PanCK and DAPI together, in grey
+    rgb = np.dstack([grey, grey, grey])
+    for value, colour in SCRIBBLE_COLOURS.items():
+        rgb[scribbles == value] = np.asarray(colour) / 255.0
     imageio.imwrite(str(path), (np.kron(rgb, np.ones((2, 2, 1))) * 255).astype(np.uint8))
 
 
