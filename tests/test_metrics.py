@@ -1,8 +1,9 @@
-"""Tests of impartial_core.metrics against hand-computed answers and properties."""
-from __future__ import annotations
+"""Tests of impartial_core.metrics against hand-computed answers, properties and real ground truth.
 
-import os
-from pathlib import Path
+The real-data test reads MIBI labels from ../shared/data, or from the copy bundled in examples/data
+in a fresh clone.
+"""
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from benchmarks.data import data_dir
 from impartial_core.metrics import (
     evaluate_image,
     match_at_iou,
@@ -18,16 +20,6 @@ from impartial_core.metrics import (
     roc_auc,
     summarize,
 )
-
-
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    """The shared data folder: $IMPARTIAL_SHARED_DATA or <repo>/../shared/data; skip if absent."""
-    env = os.environ.get("IMPARTIAL_SHARED_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
 
 
 def _square(shape, top, left, size, value=1, out=None):
@@ -222,9 +214,14 @@ def test_evaluate_and_summarize():
         summarize([])
 
 
-def test_real_labels_against_themselves_and_shifted(shared_data):
-    tifffile = pytest.importorskip("tifffile")
-    labels = tifffile.imread(str(shared_data / "mibi_dsdna" / "image7_nuclei_labels.tif"))
+# ----------------------------------------------------------------------------------------------
+# real ground truth
+# ----------------------------------------------------------------------------------------------
+def test_real_labels_against_themselves_and_shifted():
+    import tifffile
+
+    name = "mibi_dsdna/image7_nuclei_labels.tif"
+    labels = tifffile.imread(str(data_dir(needs=name) / name))
     result = evaluate_image((labels > 0).astype(np.float32), labels, labels)
     assert result["n_true"] == 96 and result["mdice"] == 1.0 and result["ap_iou50"] == 1.0
     shifted = np.roll(labels, 1, axis=1)
