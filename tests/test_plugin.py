@@ -22,17 +22,6 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 
-def shared_data_dir():
-    """The folder holding mibi_dsdna/: $IMPARTIAL_SHARED_DATA, examples/data, or ../shared/data."""
-    import pathlib
-
-    repo = pathlib.Path(__file__).resolve().parents[1]
-    for candidate in (os.environ.get("IMPARTIAL_SHARED_DATA"), repo / "examples" / "data", repo.parent / "shared" / "data"):
-        if candidate and (pathlib.Path(candidate) / "mibi_dsdna").is_dir():
-            return pathlib.Path(candidate)
-    return None
-
-
 import cellprofiler_core.modules  # noqa: E402,F401  (loads the plugins; conftest set the directory)
 from cellprofiler_core.constants.measurement import IMAGE  # noqa: E402
 from cellprofiler_core.image import ImageSetList  # noqa: E402
@@ -46,8 +35,9 @@ from cellprofiler_core.setting.text import Directory  # noqa: E402
 from cellprofiler_core.utilities.core.modules import instantiate_module  # noqa: E402
 from cellprofiler_core.workspace import Workspace  # noqa: E402
 
-DATA = shared_data_dir()
-pytestmark = pytest.mark.skipif(DATA is None, reason="no shared data (set IMPARTIAL_SHARED_DATA)")
+from benchmarks.data import data_dir  # noqa: E402
+
+DATA = data_dir()
 
 CROPS = [(slice(0, 128), slice(0, 128)), (slice(128, 256), slice(128, 256))]
 
