@@ -381,14 +381,12 @@ def tta_table(data: Dict) -> str:
 def _build_pipelines_worker(folder: str, model_path: str) -> None:
     """Runs in a fresh process (the plugin folder must be set before CellProfiler fills its module
     table): writes impartial.cppipe and identifyprimaryobjects.cppipe into ``folder``."""
-    import cellprofiler_core.preferences as prefs
+    from impartial_cellprofiler.pipelines import (
+        absolute_folder, add_module, find_module, set_values, start_headless, write_pipeline,
+    )
 
-    prefs.set_headless()
-    prefs.set_plugin_directory(str(ROOT / "plugins"), globally=False)
-    import cellprofiler_core.modules  # noqa: F401  fills the module table, loads the plugin
+    start_headless(ROOT / "plugins")
     from cellprofiler_core.pipeline import Pipeline
-    from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME
-    from cellprofiler_core.setting.text import Directory
     from cellprofiler_core.utilities.core.modules import instantiate_module
 
     from benchmarks import baselines
@@ -396,14 +394,10 @@ def _build_pipelines_worker(folder: str, model_path: str) -> None:
     def pipeline_with(segmenter):
         pipeline = Pipeline()
         pipeline.init_modules()
-        nat = [m for m in pipeline.modules() if m.module_name == "NamesAndTypes"][0]
-        nat.assignment_method.value = "All images"
-        nat.single_image_provider.value = "DNA"
-        for module in [segmenter, instantiate_module("ExportToSpreadsheet")]:
-            module.set_module_num(len(pipeline.modules()) + 1)
-            pipeline.add_module(module)
-        export = pipeline.modules()[-1]
-        export.wants_overwrite_without_warning.value = True
+        set_values(find_module(pipeline, "NamesAndTypes"), assignment_method="All images", single_image_provider="DNA")
+        segmenter.set_module_num(len(pipeline.modules()) + 1)
+        pipeline.add_module(segmenter)
+        add_module(pipeline, "ExportToSpreadsheet", wants_overwrite_without_warning=True)
         return pipeline
 
     impartial = instantiate_module("ImPartial")
@@ -411,12 +405,11 @@ def _build_pipelines_worker(folder: str, model_path: str) -> None:
     impartial.segment_choice.value = "Nuclei"
     impartial.nuclei_name.value = "Nuclei"
     impartial.model_mode.value = "Use a saved model"
-    impartial.model_directory.value = Directory.static_join_string(ABSOLUTE_FOLDER_NAME, str(Path(model_path).parent))
+    impartial.model_directory.value = absolute_folder(Path(model_path).parent)
     impartial.model_file_name.value = Path(model_path).name
     ipo = baselines._ipo_module(baselines._cellprofiler(), baselines.MIBI_IPO_SETTINGS, "DNA", "Nuclei")
     for name, segmenter in (("impartial", impartial), ("identifyprimaryobjects", ipo)):
-        with open(Path(folder) / f"{name}.cppipe", "w") as fd:
-            pipeline_with(segmenter).dump(fd)
+        write_pipeline(pipeline_with(segmenter), Path(folder) / f"{name}.cppipe")
 
 
 _LOG_LINE = re.compile(r"Image # (\d+), module (\S+) # (\d+): CPU_time = ([\d.]+) secs, Wall_time = ([\d.]+) secs")

@@ -42,6 +42,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGINS = os.path.join(REPO, "plugins")
 PIPELINES_DIR = os.path.join(REPO, "pipelines")
 VENVS = {"cp5": os.path.join(REPO, ".venv"), "cp42": os.path.join(REPO, ".venv-cp42")}
+sys.path.insert(0, REPO)
+from impartial_cellprofiler.pipelines import add_module, new_pipeline, start_headless, write_pipeline  # noqa: E402
 
 
 def current_line():
@@ -56,65 +58,8 @@ MIBI_REGEXP = "^image(?P<ImageID>[0-9]+)"
 VECTRA_REGEXP = "^image(?P<ImageID>[0-9]+)_"
 
 
-def setup_cellprofiler():
-    import cellprofiler_core.preferences as prefs
-
-    prefs.set_headless()
-    prefs.set_plugin_directory(PLUGINS, globally=False)
-    import cellprofiler_core.modules  # noqa: F401  fills the module table and loads the plugins
-
-
-def new_pipeline(regexp, assignments, match_key="ImageID"):
-    """Pipeline with Images, Metadata (file-name regexp), NamesAndTypes (rules, matched by metadata).
-
-    assignments: [(image name, rule)]; every image is loaded as a grayscale image with the
-    intensity range from the image metadata (float TIFFs keep their values).
-    """
-    from cellprofiler_core.pipeline import Pipeline
-
-    pipeline = Pipeline()
-    pipeline.init_modules()
-    images, metadata, nat, groups = pipeline.modules()
-    metadata.wants_metadata.value = True
-    method = metadata.extraction_methods[0]
-    method.extraction_method.value = "Extract from file/folder names"
-    method.source.value = "File name"
-    method.file_regexp.value = regexp
-    method.filter_choice.value = "All images"
-    nat.assignment_method.value = "Images matching rules"
-    # (unused with rules; set so that both CellProfiler lines save the same value)
-    (getattr(nat, "single_rescale", None) or getattr(nat, "single_rescale_method")).value = "Image metadata"
-    while len(nat.assignments) < len(assignments):
-        nat.add_assignment()
-    for group, (name, rule) in zip(nat.assignments, assignments):
-        group.rule_filter.value = rule
-        group.image_name.value = name
-        group.load_as_choice.value = "Grayscale image"
-        rescale = getattr(group, "rescale", None) or getattr(group, "rescale_method")  # CP 4.2 / CP 5
-        rescale.value = "Image metadata"
-    if len(assignments) > 1:
-        nat.matching_choice.value = "Metadata"
-        nat.join.value = str([{name: match_key for name, _ in assignments}])
-    else:
-        nat.matching_choice.value = "Order"
-    return pipeline
-
-
-def add(pipeline, name, **values):
-    from cellprofiler_core.utilities.core.modules import instantiate_module
-
-    module = instantiate_module(name)
-    module.set_module_num(len(pipeline.modules()) + 1)
-    for attr, value in values.items():
-        if isinstance(value, list):  # list subscribers take their saved text, names joined by ", "
-            value = ", ".join(value)
-        getattr(module, attr).value = value
-    pipeline.add_module(module)
-    return module
-
-
 def add_impartial(pipeline, channels, segment, mode, nuclear_channel=1, scribbles="Scribbles"):
-    module = add(pipeline, "ImPartial")
+    module = add_module(pipeline, "ImPartial")
     while len(module.channels) < len(channels):
         module.add_channel()
     for group, name in zip(module.channels, channels):
@@ -128,8 +73,8 @@ def add_impartial(pipeline, channels, segment, mode, nuclear_channel=1, scribble
 
 def add_export(pipeline, prefix=None, per_image_set_objects=None):
     """ExportToSpreadsheet: everything in one file per object (or one file per object and image set)."""
-    module = add(pipeline, "ExportToSpreadsheet", wants_overwrite_without_warning=True, add_metadata=True,
-                 wants_prefix=bool(prefix))
+    module = add_module(pipeline, "ExportToSpreadsheet", wants_overwrite_without_warning=True, add_metadata=True,
+                        wants_prefix=bool(prefix))
     if prefix:
         module.prefix.value = prefix
     if per_image_set_objects:
@@ -147,25 +92,25 @@ def add_export(pipeline, prefix=None, per_image_set_objects=None):
 
 
 def add_save(pipeline, image, suffix, file_format, bit_depth, name_from="DNA"):
-    return add(pipeline, "SaveImages", save_image_or_figure="Image", image_name=image,
-               file_name_method="From image filename", file_image_name=name_from, wants_file_name_suffix=True,
-               file_name_suffix=suffix, file_format=file_format, bit_depth=bit_depth, overwrite=True,
-               # CellProfiler 5.0.0.dev784 passes a compression argument its tifffile rejects
-               # ("COMPRESSION: invalid argument (8, 6)"): save TIFFs uncompressed.
-               tiff_compress=False)
+    return add_module(pipeline, "SaveImages", save_image_or_figure="Image", image_name=image,
+                      file_name_method="From image filename", file_image_name=name_from, wants_file_name_suffix=True,
+                      file_name_suffix=suffix, file_format=file_format, bit_depth=bit_depth, overwrite=True,
+                      # CellProfiler 5.0.0.dev784 passes a compression argument its tifffile rejects
+                      # ("COMPRESSION: invalid argument (8, 6)"): save TIFFs uncompressed.
+                      tiff_compress=False)
 
 
 def nuclei_mibi():
     pipeline = new_pipeline(MIBI_REGEXP, [("DNA", MIBI_IMAGE_RULE), ("Scribbles", MIBI_SCRIBBLE_RULE)])
     add_impartial(pipeline, ["DNA"], "Nuclei", "Train in this pipeline")
-    add(pipeline, "MeasureObjectSizeShape", objects_list=["Nuclei"], calculate_zernikes=False)
-    add(pipeline, "MeasureObjectIntensity", images_list=["DNA"], objects_list=["Nuclei"])
-    overlay = add(pipeline, "OverlayOutlines", image_name="DNA", output_image_name="NucleiOverlay",
-                  wants_color="Color", line_mode="Inner")
+    add_module(pipeline, "MeasureObjectSizeShape", objects_list=["Nuclei"], calculate_zernikes=False)
+    add_module(pipeline, "MeasureObjectIntensity", images_list=["DNA"], objects_list=["Nuclei"])
+    overlay = add_module(pipeline, "OverlayOutlines", image_name="DNA", output_image_name="NucleiOverlay",
+                         wants_color="Color", line_mode="Inner")
     overlay.outlines[0].objects_name.value = "Nuclei"
     overlay.outlines[0].color.value = "Yellow"
     add_save(pipeline, "NucleiOverlay", "_nuclei_overlay", "png", "8-bit integer")
-    add(pipeline, "ConvertObjectsToImage", object_name="Nuclei", image_name="NucleiLabels", image_mode="uint16")
+    add_module(pipeline, "ConvertObjectsToImage", object_name="Nuclei", image_name="NucleiLabels", image_mode="uint16")
     add_save(pipeline, "NucleiLabels", "_nuclei_impartial", "tiff", "16-bit integer")
     add_export(pipeline)
     return pipeline
@@ -180,9 +125,9 @@ def cells_vectra():
     add_impartial(pipeline, ["PanCK", "DAPI"], "Nuclei, cells and cytoplasm", "Train in this pipeline",
                   nuclear_channel=2)
     objects = ["Nuclei", "Cells", "Cytoplasm"]
-    add(pipeline, "MeasureObjectSizeShape", objects_list=objects, calculate_zernikes=False)
-    add(pipeline, "MeasureObjectIntensity", images_list=["PanCK", "DAPI"], objects_list=objects)
-    add(pipeline, "RelateObjects", x_name="Cells", y_name="Nuclei", wants_per_parent_means=True)
+    add_module(pipeline, "MeasureObjectSizeShape", objects_list=objects, calculate_zernikes=False)
+    add_module(pipeline, "MeasureObjectIntensity", images_list=["PanCK", "DAPI"], objects_list=objects)
+    add_module(pipeline, "RelateObjects", x_name="Cells", y_name="Nuclei", wants_per_parent_means=True)
     add_export(pipeline)
     return pipeline
 
@@ -197,10 +142,10 @@ def train_model():
 def apply_model_batch():
     pipeline = new_pipeline(MIBI_REGEXP, [("DNA", MIBI_IMAGE_RULE)])
     add_impartial(pipeline, ["DNA"], "Nuclei", "Use a saved model")
-    add(pipeline, "MeasureObjectSizeShape", objects_list=["Nuclei"], calculate_zernikes=False)
-    add(pipeline, "MeasureObjectIntensity", images_list=["DNA"], objects_list=["Nuclei"])
+    add_module(pipeline, "MeasureObjectSizeShape", objects_list=["Nuclei"], calculate_zernikes=False)
+    add_module(pipeline, "MeasureObjectIntensity", images_list=["DNA"], objects_list=["Nuclei"])
     add_export(pipeline, prefix="Apply_", per_image_set_objects=["Image", "Nuclei"])
-    batch = add(pipeline, "CreateBatchFiles", wants_default_output_directory=True, remote_host_is_windows=False)
+    batch = add_module(pipeline, "CreateBatchFiles", wants_default_output_directory=True, remote_host_is_windows=False)
     # Path mapping placeholders (CellProfiler stores the saving user's home here): edit them to map
     # your workstation's data root to the cluster's (pipelines/README.md).
     batch.mappings[0].local_directory.value = "/path/on/this/computer"
@@ -220,27 +165,19 @@ PIPELINES = {
 CHECK_CODE = r"""
 import logging, os, sys, warnings
 logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="LOG %(levelname)s %(name)s: %(message)s")
-import cellprofiler_core.preferences as prefs
-prefs.set_headless()
-prefs.set_plugin_directory(sys.argv[1], globally=False)
-import cellprofiler_core.modules
-from cellprofiler_core.pipeline import Pipeline, LoadException
+sys.path.insert(0, sys.argv[1])
+from impartial_cellprofiler.pipelines import load_pipeline, start_headless, write_pipeline
+start_headless(os.path.join(sys.argv[1], "plugins"))
 problems = 0
 for path in sys.argv[2:]:
-    events = []
-    pipeline = Pipeline()
-    pipeline.add_listener(lambda p, e: events.append(e))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with open(path) as fd:  # Pipeline.load(path) leaves its own file handle open
-            pipeline.load(fd)
-    bad = [e for e in events if isinstance(e, LoadException) or "Error" in type(e).__name__]
+        pipeline, bad = load_pipeline(path)
     names = [m.module_name for m in pipeline.modules()]
     ok = not bad and not caught and len(names) > 4 and "ImPartial" in names
     problems += not ok
     if os.environ.get("_REDUMP_DIR"):  # re-save with this CellProfiler to compare settings
-        with open(os.path.join(os.environ["_REDUMP_DIR"], os.path.basename(path)), "w") as fd:
-            pipeline.dump(fd)
+        write_pipeline(pipeline, os.path.join(os.environ["_REDUMP_DIR"], os.path.basename(path)))
     print("%s %s: %d modules (%s)%s%s" % ("OK  " if ok else "FAIL", os.path.basename(path), len(names),
           ", ".join(names[4:]), "".join("\n    load problem: %s" % getattr(e, "message", e) for e in bad),
           "".join("\n    warning: %s" % w.message for w in caught)))
@@ -257,7 +194,7 @@ def load_report(line, paths, redump_dir=None):
     env = dict(os.environ, JAVA_HOME=os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"))
     if redump_dir:
         env["_REDUMP_DIR"] = redump_dir
-    result = subprocess.run([python_of(line), "-c", CHECK_CODE, PLUGINS] + paths, capture_output=True, text=True,
+    result = subprocess.run([python_of(line), "-c", CHECK_CODE, REPO] + paths, capture_output=True, text=True,
                             env=env)
     lines = [l for l in (result.stdout + result.stderr).splitlines() if l.strip()]
     logged = [l for l in lines if l.startswith("LOG ")]  # CellProfiler logs load warnings
@@ -266,7 +203,7 @@ def load_report(line, paths, redump_dir=None):
 
 def build(line, out, only=None):
     """Build the pipelines with this interpreter's CellProfiler into out."""
-    setup_cellprofiler()
+    start_headless(PLUGINS)
     import cellprofiler_core
 
     if current_line() != line:
@@ -276,9 +213,7 @@ def build(line, out, only=None):
         if only and name not in only:
             continue
         pipeline = builder()
-        path = os.path.join(out, name)
-        with open(path, "w") as fd:
-            pipeline.dump(fd)
+        path = write_pipeline(pipeline, os.path.join(out, name))
         print("wrote %s (CellProfiler %s): %s" % (os.path.relpath(path, REPO), cellprofiler_core.__version__,
                                                   ", ".join(m.module_name for m in pipeline.modules())))
 

@@ -19,6 +19,10 @@ import time
 
 import numpy as np
 
+from impartial_cellprofiler import pipelines
+from impartial_cellprofiler.pipelines import absolute_folder, add_module, set_values, start_headless, write_pipeline  # noqa: F401
+from impartial_cellprofiler.pipelines import find_module as module  # noqa: F401
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
 PIPELINES = REPO / "pipelines"
@@ -93,67 +97,10 @@ def tail(text, n=40):
 
 
 # ---------------------------------------------------------------------------------- pipelines
-def _setup_core():
-    import cellprofiler_core.preferences as prefs
-
-    prefs.set_headless()
-    prefs.set_plugin_directory(str(PLUGINS), globally=False)
-    import cellprofiler_core.modules  # noqa: F401
-
-
 def load_pipeline(path):
     """(pipeline, load problems) of a .cppipe loaded with this interpreter's cellprofiler_core."""
-    _setup_core()
-    from cellprofiler_core.pipeline import LoadException, Pipeline
-
-    events = []
-    pipeline = Pipeline()
-    pipeline.add_listener(lambda p, e: events.append(e))
-    with open(path) as fd:
-        pipeline.load(fd)
-    problems = [e for e in events if isinstance(e, LoadException) or "Error" in type(e).__name__]
-    return pipeline, problems
-
-
-def module(pipeline, name, index=0):
-    found = [m for m in pipeline.modules() if m.module_name == name]
-    assert len(found) > index, "no %s module #%d in the pipeline" % (name, index)
-    return found[index]
-
-
-def set_values(mod, **values):
-    for attr, value in values.items():
-        if isinstance(value, (list, tuple)):
-            value = ", ".join(value)
-        getattr(mod, attr).value = value
-
-
-def add_module(pipeline, name, before=None, **values):
-    """Add a module (at the end, or before the first module named `before`) with settings."""
-    from cellprofiler_core.utilities.core.modules import instantiate_module
-
-    mod = instantiate_module(name)
-    modules = pipeline.modules()
-    position = len(modules) + 1
-    if before is not None:
-        position = module(pipeline, before).module_num
-    mod.set_module_num(position)
-    set_values(mod, **values)
-    pipeline.add_module(mod)
-    return mod
-
-
-def write_pipeline(pipeline, path):
-    with open(path, "w") as fd:
-        pipeline.dump(fd)
-    return path
-
-
-def absolute_folder(path):
-    from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME
-    from cellprofiler_core.setting.text import Directory
-
-    return Directory.static_join_string(ABSOLUTE_FOLDER_NAME, str(path))
+    start_headless(PLUGINS)
+    return pipelines.load_pipeline(path)
 
 
 # ---------------------------------------------------------------------------------- inputs
