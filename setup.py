@@ -1,4 +1,6 @@
-"""Installs impartial_core (the ImPartial method) and the `impartial` command line.
+"""Installs impartial_core (the ImPartial method), impartial_cellprofiler (CellProfiler-side code)
+and two commands: `impartial` (the command line) and `impartial-cellprofiler` (CellProfiler with the
+plugin folder set and its wx workarounds; see impartial_cellprofiler/launch.py).
 
 The CellProfiler module lives in plugins/impartial.py and is loaded by CellProfiler from its
 plugins directory; it imports impartial_core, which this package provides.
@@ -18,7 +20,7 @@ setup(
     long_description=(here / "README.md").read_text() if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
-    packages=find_packages(include=["impartial_core", "impartial_core.*"]),
+    packages=find_packages(include=["impartial_core", "impartial_core.*", "impartial_cellprofiler", "impartial_cellprofiler.*"]),
     python_requires=">=3.8",
     install_requires=[
         "numpy>=1.20,<2.3",
@@ -33,5 +35,10 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout"],
         "bench": ["scikit-learn>=1.0", "matplotlib>=3.3"],
     },
-    entry_points={"console_scripts": ["impartial = impartial_core.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "impartial = impartial_core.cli:main",
+            "impartial-cellprofiler = impartial_cellprofiler.launch:main",
+        ]
+    },
 )

@@ -3,9 +3,10 @@
 CellProfiler 5 only (the 4.2 venv has no wxPython): skipped when IMPARTIAL_CP_LINE=cp42, or when
 xvfb-run, ImageMagick's ``import`` or wx are missing.
 
-How: ``scripts/gui_launcher.py`` (config preset, wx float->int patches of CellProfiler's own
-widgets) starts the GUI on a copy of ``pipelines/nuclei_mibi.cppipe`` with a short training, under
-``xvfb-run``. A ``sitecustomize.py`` put on PYTHONPATH for that process only runs a hook inside the
+How: ``impartial-cellprofiler``, the command users start the GUI with (plugin folder preset, wx
+float->int rounding where CellProfiler 5 needs it), starts the GUI on a copy of
+``pipelines/nuclei_mibi.cppipe`` with a short training, under ``xvfb-run``, in a private home with
+the first-run questions answered (``tests/gui_harness.py``). A ``sitecustomize.py`` put on PYTHONPATH for that process only runs a hook inside the
 GUI process once the main window exists (wx.CallLater chain, in the GUI thread):
 
 1. opens *Add Modules*, checks that ImPartial is listed under "Object Processing" (the dialog's own
@@ -21,20 +22,17 @@ GUI process once the main window exists (wx.CallLater chain, in the GUI thread):
 Screenshots: out/screenshots/gui_impartial.png (main window, ImPartial selected, test mode),
 gui_impartial_add_modules.png, gui_impartial_figure.png (the module's display window).
 
-Test-only patches of CellProfiler 5.0.0.dev784's own bugs (the product does not rely on them):
-the launcher's wx float->int patches. (CellProfiler 5's figure code also needs matplotlib < 3.9,
-which the cp5 environment pins.)
+CellProfiler 5's figure code also needs matplotlib < 3.9, which the cp5 environment pins.
 """
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 
-from tests import helpers_cp as H
+from tests import gui_harness, helpers_cp as H
 
 pytestmark = [
     pytest.mark.skipif(H.cp_line() != "cp5", reason="the GUI test needs CellProfiler 5 (the 4.2 venv is headless)"),
@@ -58,7 +56,7 @@ try:
             break
 except Exception:
     pass
-if os.environ.get("_CP_GUI_CHILD") and os.environ.get("IMPARTIAL_GUI_HOOK"):
+if os.environ.get("IMPARTIAL_GUI_HOOK"):
     import runpy, threading
     threading.Thread(target=lambda: runpy.run_path(os.environ["IMPARTIAL_GUI_HOOK"], run_name="__hook__"),
                      daemon=True).start()
@@ -318,25 +316,10 @@ def gui_run(tmp_path_factory):
     env.update(TMPDIR=str(tmp / "tmp"), PYTHONPATH=os.pathsep.join([str(hook_dir), env["PYTHONPATH"]]),
                IMPARTIAL_GUI_HOOK=str(hook_dir / "impartial_gui_hook.py"),
                IMPARTIAL_GUI_HOOK_CONFIG=str(tmp / "config.json"))
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", str(H.REPO / ".venv" / "bin" / "python"),
-               str(H.REPO / "scripts" / "gui_launcher.py"), "--home", str(tmp / "home"),
-               "--plugins-directory", str(H.PLUGINS), "-p", str(path), "-o", str(out),
-               "-e", "imageio_reader"]  # TIFF via imageio (Bio-Formats would download its jars)
+    args = ["-p", str(path), "-o", str(out),
+            "-e", "imageio_reader"]  # TIFF via imageio (Bio-Formats would download its jars)
     start = time.monotonic()
-    with open(tmp / "gui.log", "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(H.REPO),
-                                start_new_session=True)
-        try:
-            rc = proc.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            rc = None
-        finally:
-            if proc.poll() is None:  # our own process group only (xvfb-run, Xvfb, launcher, GUI)
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+    rc = gui_harness.run_gui(args, tmp / "home", env, tmp / "gui.log", TIMEOUT_S)
     seconds = time.monotonic() - start
     print("GUI run: %.0f s, exit %s" % (seconds, rc))
     result = json.loads(status.read_text()) if status.exists() else {}
@@ -358,6 +341,8 @@ def test_gui_lists_impartial_under_object_processing(gui_run):
 def test_gui_settings_panel_builds(gui_run):
     status = gui_run["status"]
     assert "settings_labels" in status, _explain(gui_run)
+    # CellProfiler 5 logs each float coordinate that wx 4.2 refuses: the launcher's rounding leaves none
+    assert "Detected WX error" not in gui_run["log"], H.tail(gui_run["log"], 60)
     labels = " | ".join(status["settings_labels"])
     for text in ("Select a channel image", "What do you want to segment?", "Model",
                  "Select the scribble image", "Training time budget"):
