@@ -69,14 +69,21 @@ def composite(channels: np.ndarray, lows: Sequence[float], highs: Sequence[float
               colours: Sequence[Colour], visible: Sequence[bool]) -> np.ndarray:
     """Additive colour composite (uint8 RGB) of the visible channels, each scaled from low to high."""
     height, width, n = channels.shape
-    out = np.zeros((height, width, 3), np.float32)
+    planes = np.zeros((3, height, width), np.float32)  # one plane per colour component: no (H, W, 3) temporaries
+    scaled = np.empty((height, width), np.float32)
     for c in range(n):
         if not visible[c]:
             continue
         span = max(float(highs[c]) - float(lows[c]), 1e-12)
-        scaled = np.clip((channels[:, :, c] - float(lows[c])) / span, 0.0, 1.0)
-        out += scaled[:, :, None] * (np.asarray(colours[c], np.float32) / 255.0)
-    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        np.subtract(channels[:, :, c], float(lows[c]), out=scaled)
+        np.multiply(scaled, 255.0 / span, out=scaled)
+        np.clip(scaled, 0.0, 255.0, out=scaled)
+        for k in range(3):
+            if colours[c][k]:
+                planes[k] += scaled * (colours[c][k] / 255.0) if colours[c][k] != 255 else scaled
+    np.clip(planes, 0.0, 255.0, out=planes)
+    planes += 0.5
+    return np.ascontiguousarray(planes.astype(np.uint8).transpose(1, 2, 0))
 
 
 def outline_mask(labels: np.ndarray) -> np.ndarray:
@@ -95,13 +102,18 @@ def outline_mask(labels: np.ndarray) -> np.ndarray:
 def blend(rgb: np.ndarray, mask: np.ndarray, colour: Colour, opacity) -> None:
     """Blend ``colour`` into ``rgb`` (uint8, in place) where ``mask``, with a scalar or per-pixel opacity."""
     if np.ndim(opacity) == 0:
-        if not mask.any() or opacity <= 0:
+        if opacity <= 0 or not mask.any():
             return
-        alpha = float(opacity)
+        alpha = float(min(opacity, 1.0))
         rgb[mask] = (rgb[mask] * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha + 0.5).astype(np.uint8)
-    else:
-        alpha = np.asarray(opacity, np.float32)[mask][:, None]
-        rgb[mask] = (rgb[mask] * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha + 0.5).astype(np.uint8)
+        return
+    # a per-pixel opacity (a map): blend each colour component over the whole image, no masked copies
+    alpha = np.where(mask, np.clip(np.asarray(opacity, np.float32), 0.0, 1.0), np.float32(0.0))
+    for k in range(3):
+        plane = rgb[:, :, k].astype(np.float32)
+        plane += (float(colour[k]) - plane) * alpha
+        plane += 0.5
+        rgb[:, :, k] = plane.astype(np.uint8)
 
 
 def scribble_lut(colours: Mapping[int, Colour]) -> np.ndarray:
@@ -130,6 +142,7 @@ class View:
 
     def zoom_at(self, factor: float, sx: float, sy: float) -> None:
         """Zoom by ``factor`` keeping the image point under screen position ``(sx, sy)`` in place."""
+        sx, sy = sx + 0.5, sy + 0.5  # the centre of that screen pixel
         x, y = self.x + sx / self.zoom, self.y + sy / self.zoom
         self.zoom = float(np.clip(self.zoom * factor, MIN_ZOOM, MAX_ZOOM))
         self.x, self.y = x - sx / self.zoom, y - sy / self.zoom
@@ -169,16 +182,18 @@ def render(base: np.ndarray, scribbles: np.ndarray, lut: np.ndarray, scribble_op
     rows, cols, row_ok, col_ok = view.sample((sw, sh), base.shape[:2])
     if not row_ok.any() or not col_ok.any():
         return out
-    index = np.ix_(rows[row_ok], cols[col_ok])
-    block = base[index]
+    # nearest-neighbour zoom: whole rows, then whole columns (faster than one 2-D fancy index)
+    block = base.take(rows[row_ok], axis=0).take(cols[col_ok], axis=1)
     if scribble_opacity > 0:
-        values = scribbles[index]
+        values = scribbles.take(rows[row_ok], axis=0).take(cols[col_ok], axis=1)
         painted = values > 0
         if painted.any():
-            alpha = float(np.clip(scribble_opacity, 0.0, 1.0))
-            colours = lut[values[painted]].astype(np.float32)
-            block[painted] = (block[painted] * (1.0 - alpha) + colours * alpha + 0.5).astype(np.uint8)
-    out[np.ix_(np.flatnonzero(row_ok), np.flatnonzero(col_ok))] = block
+            weight = int(round(float(np.clip(scribble_opacity, 0.0, 1.0)) * 256))
+            colours = lut[values[painted]].astype(np.uint16)
+            block[painted] = ((block[painted].astype(np.uint16) * (256 - weight) + colours * weight + 128) >> 8
+                              ).astype(np.uint8)
+    r0, c0 = int(np.argmax(row_ok)), int(np.argmax(col_ok))
+    out[r0:r0 + block.shape[0], c0:c0 + block.shape[1]] = block
     return out
 
 
