@@ -68,6 +68,7 @@ def score(model, mibi, indices) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
     parser.add_argument("--strokes", type=int, default=30, help="at most this many strokes over the corrected images")
     parser.add_argument("--fine-tune-s", type=float, default=60.0)
     parser.add_argument("--gap-only", action="store_true", help="strokes only on pixels outside every true nucleus")
@@ -76,7 +77,8 @@ def main() -> None:
     tasks = tasks_for("nuclei", 1)
     table = {}
     for seed in args.seeds:
-        model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks, config=TrainingConfig(seed=seed))
+        config = TrainingConfig(seed=seed, time_budget_s=args.time_budget_s)
+        model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks, config=config)
         added = [s.copy() for s in mibi.scribbles["n100"]]
         drawn = total = 0
         per_image_limit = args.strokes // len(CORRECTED)

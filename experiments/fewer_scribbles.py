@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
     args = parser.parse_args()
     mibi = load_mibi()
     rng = np.random.default_rng(12345)
@@ -45,15 +46,15 @@ def main() -> None:
           f"{sum(int((s > 0).sum()) for s in scribbles)} scribbled pixels", flush=True)
     fewer = dataclasses.replace(mibi, scribbles={"fewer": scribbles})
     compare_weights(fewer, "fewer", [("with self-supervised loss", TrainingConfig().reconstruction_weight), ("without", 0.0)],
-                    args.seeds)
+                    args.seeds, args.time_budget_s)
 
 
-def compare_weights(mibi, budget: str, named_weights, seeds) -> None:
+def compare_weights(mibi, budget: str, named_weights, seeds, time_budget_s: float) -> None:
     """Train default models with each (name, reconstruction weight) and seed; print mean ± std."""
     for name, weight in named_weights:
         rows = []
         for seed in seeds:
-            config = TrainingConfig(seed=seed, reconstruction_weight=weight)
+            config = TrainingConfig(seed=seed, reconstruction_weight=weight, time_budget_s=time_budget_s)
             s = impartial_mibi(mibi, budget, config, log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
             rows.append([s["mdice"], s["miou"], s["f1_iou50"]])
         m, sd = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(3)

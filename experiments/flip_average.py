@@ -1,6 +1,6 @@
 """Does averaging the probability over flips at prediction time segment better?
 
-    python experiments/flip_average.py [--seeds 0 1 2] [--save-maps DIR]
+    python experiments/flip_average.py [--seeds 0 1 2] [--save-maps DIR] [--time-budget-s S]
 
 Trains default models on MIBI n100 (one per seed, 3 minutes each on 2 CPU cores), then scores the
 nuclei of the four training images predicted plainly and averaged over the 4 flips
@@ -26,12 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--save-maps", default=None)
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s)
     args = parser.parse_args()
     mibi = load_mibi()
     scores = {False: [], True: []}
     for seed in args.seeds:
         model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
-                                     config=TrainingConfig(seed=seed))
+                                     config=TrainingConfig(seed=seed, time_budget_s=args.time_budget_s))
         for flips in (False, True):
             start = time.perf_counter()
             maps = [model.predict(image, flips=flips) for image in mibi.images]

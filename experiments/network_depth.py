@@ -23,13 +23,14 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[3, 2])
     parser.add_argument("--width", type=int, default=NetworkConfig().width)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
     args = parser.parse_args()
     mibi = load_mibi()
     for depth in args.depths:
         name = f"depth {depth}, width {args.width}"
         rows = []
         for seed in args.seeds:
-            s = impartial_mibi(mibi, "n100", TrainingConfig(seed=seed), network=NetworkConfig(1, args.width, depth),
+            s = impartial_mibi(mibi, "n100", TrainingConfig(seed=seed, time_budget_s=args.time_budget_s), network=NetworkConfig(1, args.width, depth),
                                log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
             rows.append([s["mdice"], s["miou"], s["f1_iou50"], s["iterations"]])
         m, sd = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(4)

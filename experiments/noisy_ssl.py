@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=1.0, help="share of the n100 strokes kept")
     parser.add_argument("--weights", type=float, nargs="+", default=[TrainingConfig().reconstruction_weight, 0.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
     args = parser.parse_args()
     mibi = load_mibi()
     rng = np.random.default_rng(2021)
@@ -42,7 +43,8 @@ def main() -> None:
         scribbles = [keep_strokes(s, args.keep, strokes) for s in scribbles]
         print(f"kept {args.keep:.0%} of the n100 strokes: {sum(int((s > 0).sum()) for s in scribbles)} scribbled pixels")
     mibi = dataclasses.replace(mibi, images=noisy, scribbles={"n100": scribbles})
-    compare_weights(mibi, "n100", [(f"reconstruction weight {w:g}", w) for w in args.weights], args.seeds)
+    compare_weights(mibi, "n100", [(f"reconstruction weight {w:g}", w) for w in args.weights], args.seeds,
+                    args.time_budget_s)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ model's threshold). Each model's object mask (probability > threshold) is cut in
 The gap between default and true markers is what better markers could gain, between true markers
 and true cuts what better cut lines could, and true cuts' shortfall from 1 is the mask's own.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -75,4 +76,6 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("maps", nargs="+", help="probs_seed{N}.npz files written by flip_average.py --save-maps")
+    main(parser.parse_args().maps)

@@ -1,34 +1,39 @@
 """Markers from a learnt centre-ness: can nucleus shape, learnt from the default model's own
 confident objects, split touching nuclei better than the distance transform?
 
-    python experiments/pseudo_centres.py 0,1,2 [steps] [min_solidity]
+    python experiments/pseudo_centres.py MAPS/probs_seed0.npz ... [--steps 400] [--min-solidity 0.88]
 
-Reads the saved MIBI maps of ``flip_average.py --save-maps`` (/tmp/s3/probs_seed{N}.npz and
-.json). Per model: the default objects of solidity >= 0.88 and 0.4-1.8x the median area become
+Reads the saved MIBI maps of ``flip_average.py --save-maps MAPS`` (``probs_seed{N}.npz`` and the
+``.json`` beside it with the model's threshold), as ``tune_markers.py`` does. Per model: the default objects of solidity >= 0.88 and 0.4-1.8x the median area become
 pseudo-labels (each object's distance to its edge over its maximum; background where p < the
 threshold; other objects and 2 px around them ignored); a width-16 U-Net on (image, probability)
 learns that centre-ness (weighted binary cross-entropy, 128² patches, batch 8, flips and
 rotations); its h-maxima or thresholded regions are the markers of a watershed of the object
 mask. No ground truth is used until scoring.
 """
-import json, sys, time
+import argparse, json, sys, time
+from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F  # noqa: E401
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed, relabel_sequential
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import load_mibi
 from impartial_core.instances import nuclei_from_probability, _remove_small
 from impartial_core.network import UNet
 from impartial_core.normalization import normalize
 from impartial_core.metrics import evaluate_image, summarize
 
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("maps", nargs="+", help="probs_seed{N}.npz files written by flip_average.py --save-maps")
+parser.add_argument("--steps", type=int, default=400, help="training steps of the centre-ness network")
+parser.add_argument("--min-solidity", type=float, default=0.88, help="objects at least this solid become pseudo-labels")
+args = parser.parse_args()
 torch.set_num_threads(2)
 mibi = load_mibi()
-seeds = [int(s) for s in sys.argv[1].split(",")]
-steps = int(sys.argv[2]) if len(sys.argv) > 2 else 400
-SOL = float(sys.argv[3]) if len(sys.argv) > 3 else 0.88
+steps = args.steps
+SOL = args.min_solidity
 
 def targets(p, thr):
     lab = nuclei_from_probability(p, thr)
@@ -61,9 +66,9 @@ def split_with(p, thr, c, mode, h):
     return relabel_sequential(lab)[0]
 
 results = {}
-for seed in seeds:
-    maps = list(np.load(f"/tmp/s3/probs_seed{seed}.npz").values())
-    thr = json.load(open(f"/tmp/s3/probs_seed{seed}.json"))["threshold"]
+for seed, path in enumerate(args.maps):
+    maps = list(np.load(path).values())
+    thr = json.loads(Path(path).with_suffix(".json").read_text())["threshold"]
     ims = [normalize(im[None])[0] for im in mibi.images]
     X, Y, W = [], [], []
     for im, p in zip(ims, maps):
@@ -93,7 +98,6 @@ for seed in seeds:
     print(f"trained {steps} steps in {time.time()-t0:.0f}s", flush=True)
     with torch.no_grad():
         C = [torch.sigmoid(head(backbone(torch.from_numpy(x)[None])))[0, 0].numpy() for x in X]
-    np.savez(f"/tmp/s6/centre_seed{seed}.npz", *C)
     default = [nuclei_from_probability(p, thr) for p in maps]
     variants = {"default": default}
     for h in [0.1, 0.2, 0.3, 0.4]:

@@ -10,6 +10,7 @@ a landscape (the distance of the object mask, the probability, or the marker dis
 the object mask. Prints mDICE / mIOU / F1@0.5 averaged over the models, and how many ground-truth
 nuclei are merged into a neighbour's object or split.
 """
+import argparse
 import itertools
 import json
 import sys
@@ -85,4 +86,6 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("maps", nargs="+", help="probs_seed{N}.npz files written by flip_average.py --save-maps")
+    main(parser.parse_args().maps)

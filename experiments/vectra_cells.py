@@ -1,12 +1,14 @@
 """Why do ImPartial's Vectra cells lose to IdentifyPrimaryObjects + IdentifySecondaryObjects?
 
-    python experiments/vectra_cells.py [--seeds 0] [--maps DIR] [--variant default|no-ssl|dapi-prior|no-prior|dim-ring]
+    python experiments/vectra_cells.py [--seeds 0] [--maps DIR] [--time-budget-s S]
+                                       [--variant default|no-ssl|dapi-prior|no-prior|dim-ring]
 
 Trains the cells task on each Vectra image's traces (default settings, 3 minutes each on 2 CPU
 cores), keeps the other image's cell probability, then scores the traced cells under several
 ways of turning that map into cells: the distance-transform split of the cell mask (the
-default), and watershed markers from the nuclear (DAPI) channel, from CellProfiler's own nuclei,
-and at other thresholds. ``--maps DIR`` saves the maps on the first run and reuses them after.
+default), no split, and other thresholds, against CellProfiler's IdentifyPrimaryObjects +
+IdentifySecondaryObjects. ``--maps DIR`` (default out/vectra_maps) saves the maps on the first
+run and reuses them after.
 ``--variant`` trains otherwise: without the self-supervised loss, with the foreground-brighter
 prior on DAPI only (most traced cells are PanCK-negative), with no prior at all, or with the
 background ring kept only where the image is dim (``dim_ring``).
@@ -17,15 +19,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from skimage.feature import peak_local_max
-from skimage.filters import gaussian, threshold_otsu
+from skimage.filters import threshold_otsu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import baselines  # noqa: E402
 from benchmarks.accuracy import score_traced  # noqa: E402
 from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core.config import InstanceConfig, TrainingConfig, tasks_for  # noqa: E402
-from impartial_core.instances import cells_from_probability, nuclei_from_channel  # noqa: E402
+from impartial_core.instances import cells_from_probability  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
 from impartial_core.scribbles import BACKGROUND  # noqa: E402
@@ -49,9 +50,9 @@ def dim_ring(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
     return out
 
 
-def maps_for(seed: int, folder: Path, variant: str) -> dict:
+def maps_for(seed: int, folder: Path, variant: str, time_budget_s: float) -> dict:
     """Per test image id: (cell probability, threshold) from a model trained on the other image."""
-    path = folder / f"vectra_cells_{variant}_seed{seed}.npz"
+    path = folder / f"vectra_cells_{variant}_seed{seed}_{time_budget_s:g}s.npz"
     if path.exists():
         data = np.load(path)
         return {int(k[1:]): (data[k], float(data["t" + k[1:]])) for k in data.files if k.startswith("p")}
@@ -63,7 +64,7 @@ def maps_for(seed: int, folder: Path, variant: str) -> dict:
         if brighter is not None:
             tasks = tuple(dataclasses.replace(t, brighter_channels=brighter) for t in tasks)
         scribbles = dim_ring(train.image, train.scribbles) if variant == "dim-ring" else train.scribbles
-        model = ImPartialModel.train([train.image], [scribbles], tasks, config=TrainingConfig(seed=seed, **overrides))
+        model = ImPartialModel.train([train.image], [scribbles], tasks, config=TrainingConfig(seed=seed, time_budget_s=time_budget_s, **overrides))
         out[test.id] = (model.predict(test.image)["cells"].foreground_probability, model.thresholds["cells"])
         print(f"seed {seed}: trained on image {train.id} ({model.training_summary.get('iterations')} iterations), "
               f"threshold {model.thresholds['cells']:.2f}", flush=True)
@@ -80,25 +81,19 @@ def scores(cells: np.ndarray, traced: np.ndarray) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--maps", default="/tmp/vectra_maps")
+    parser.add_argument("--maps", default=str(Path(__file__).resolve().parents[1] / "out" / "vectra_maps"))
+    parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
     parser.add_argument("--variant", default="default", choices=sorted(VARIANTS))
     args = parser.parse_args()
     vectra = {v.id: v for v in load_vectra()}
     cp = {i: baselines.identify_cells(v.image) for i, v in vectra.items()}
     rows = {}
     for seed in args.seeds:
-        for test_id, (probability, learnt) in maps_for(seed, Path(args.maps), args.variant).items():
+        for test_id, (probability, learnt) in maps_for(seed, Path(args.maps), args.variant, args.time_budget_s).items():
             v = vectra[test_id]
-            dapi = nuclei_from_channel(v.image[1])
-            smooth = gaussian(v.image[1].astype(np.float32), 2)
-            maxima = np.zeros(smooth.shape, bool)
-            maxima[tuple(peak_local_max(smooth, min_distance=4, threshold_abs=threshold_otsu(smooth)).T)] = True
             for label, threshold in [("learnt", learnt)] + [(f"{t:.1f}", t) for t in (0.3, 0.4, 0.5, 0.6)]:
                 variants = {
                     "distance split (default)": cells_from_probability(probability, threshold),
-                    "markers: DAPI nuclei (Otsu + split)": cells_from_probability(probability, threshold, seeds=dapi),
-                    "markers: DAPI maxima (sigma 2)": cells_from_probability(probability, threshold, seeds=maxima),
-                    "markers: CellProfiler nuclei": cells_from_probability(probability, threshold, seeds=cp[test_id][0]),
                     "no split": cells_from_probability(probability, threshold, InstanceConfig(split_touching=False)),
                 }
                 for name, cells in variants.items():
