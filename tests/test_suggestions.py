@@ -1,0 +1,81 @@
+"""Where to scribble next: uncertain windows and split strokes on merged objects."""
+import numpy as np
+import pytest
+
+from impartial_core import suggestions as S
+
+
+def disc(shape, centre, radius):
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius ** 2
+
+
+def nuclei_with_one_merge(shape=(96, 128)):
+    """Five single discs of radius 6, and two overlapping discs numbered as one object (number 6)."""
+    labels = np.zeros(shape, np.int32)
+    for number, centre in enumerate([(15, 15), (15, 60), (15, 105), (80, 15), (80, 110)], start=1):
+        labels[disc(shape, centre, 6)] = number
+    labels[disc(shape, (55, 55), 7) | disc(shape, (55, 67), 7)] = 6
+    return labels
+
+
+def test_merged_object_gets_a_split_at_its_neck():
+    found = S.merged_objects(nuclei_with_one_merge())
+    assert [s.object_number for s in found] == [6]
+    split = found[0]
+    assert split.kind == S.SPLIT and 0 < split.score <= 1
+    # the neck lies between the two centres (55, 55) and (55, 67)
+    assert abs(split.row - 55) <= 1 and 59 <= split.col <= 63
+
+
+def test_round_objects_of_any_size_are_not_split():
+    labels = np.zeros((80, 80), np.int32)
+    labels[disc(labels.shape, (20, 20), 5)] = 1
+    labels[disc(labels.shape, (20, 60), 5)] = 2
+    labels[disc(labels.shape, (55, 40), 12)] = 3  # large, but convex
+    assert S.merged_objects(labels) == []
+
+
+def test_uncertain_window_found_and_scribbles_lower_it():
+    uncertainty = np.full((128, 128), 0.05)
+    uncertainty[16:48, 80:112] = 0.9  # a doubtful square
+    uncertainty[90:110, 10:30] = 0.6  # a second one, less doubtful
+    first = S.suggest([uncertainty], [None], count=2, window=32)
+    assert [(s.kind, s.image) for s in first] == [(S.UNCERTAIN, 0)] * 2
+    assert abs(first[0].row - 32) <= 8 and abs(first[0].col - 96) <= 8
+    assert abs(first[1].row - 100) <= 16 and abs(first[1].col - 20) <= 16
+    # scribbling the first square moves it down the list
+    scribbles = np.zeros((128, 128), np.uint8)
+    scribbles[20:44:2, 84:108] = 2
+    after = S.suggest([uncertainty], [None], count=1, scribbles=[scribbles], window=32)
+    assert abs(after[0].row - 100) <= 16 and abs(after[0].col - 20) <= 16
+
+
+def test_places_are_apart_ranked_and_span_images():
+    rng = np.random.default_rng(0)
+    maps = [rng.random((64, 64)) * 0.2, rng.random((64, 64)) * 0.2]
+    maps[1][20:40, 20:40] = 1.0
+    labels = [None, nuclei_with_one_merge((64, 96))[:64, :64]]
+    places = S.suggest(maps, labels, count=6, window=16)
+    assert len(places) == 6
+    assert [p.score for p in places] == sorted((p.score for p in places), reverse=True)
+    assert places[0].image == 1
+    for i, a in enumerate(places):
+        for b in places[i + 1:]:
+            if a.image == b.image:
+                assert max(abs(a.row - b.row), abs(a.col - b.col)) >= 16
+
+
+def test_no_uncertain_window_on_an_object_suggested_for_a_split():
+    labels = nuclei_with_one_merge()
+    uncertainty = np.zeros(labels.shape)
+    uncertainty[labels == 6] = 1.0  # the seam region is where the model is unsure
+    places = S.suggest([uncertainty], [labels], count=3, window=16)
+    assert places[0].kind == S.SPLIT and places[0].object_number == 6
+    assert all(labels[p.row, p.col] != 6 for p in places if p.kind == S.UNCERTAIN)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"count": 0}, "count"), ({"count": 1, "window": 2}, "window")])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        S.suggest([np.zeros((8, 8))], [None], **kwargs)
