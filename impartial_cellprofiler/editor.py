@@ -92,8 +92,10 @@ class ScribbleEditor(wx.Dialog):
         if not brushes:
             raise ValueError("the editor needs at least one brush")
         values = [b.value for b in brushes]
-        if len(set(values)) != len(values) or ERASER in values:
-            raise ValueError(f"brush values {values} must be distinct and not {ERASER} (the eraser)")
+        if not all(0 < v < 256 and int(v) == v for v in values):
+            raise ValueError(f"brush values {values} must be whole numbers from 1 to 255 (uint8 scribbles)")
+        if len(set(values)) != len(values):
+            raise ValueError(f"brush values {values} must be distinct")
         self.brushes = list(brushes)
         self.session = EditingSession(scribbles)
         self.suggest = suggest
@@ -294,8 +296,12 @@ class ScribbleEditor(wx.Dialog):
         if self.suggest is None:
             return
         if self._suggestions is None:
-            with wx.BusyCursor():
-                self._suggestions = [(float(r), float(c)) for r, c in self.suggest(self.session.result())]
+            try:
+                with wx.BusyCursor():
+                    self._suggestions = [(float(r), float(c)) for r, c in self.suggest(self.session.result())]
+            except Exception as error:  # the editor stays usable; the message says what went wrong
+                self.status.SetLabel("Could not compute suggestions: %s" % error)
+                return
         if not self._suggestions:
             self.status.SetLabel("No suggestions: the model found no place where a stroke would help more.")
             return

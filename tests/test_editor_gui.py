@@ -1,7 +1,7 @@
 """The scribble editor dialog under Xvfb: strokes drawn with synthesised mouse events, keys, Save/Cancel.
 
 CellProfiler 5 environment only (the 4.2 venv has no wxPython): skipped when IMPARTIAL_CP_LINE=cp42,
-or when xvfb-run or wx are missing.
+or when xvfb-run, xdotool, ImageMagick's ``import`` or wx are missing.
 
 A child Python (this environment's) opens :class:`impartial_cellprofiler.editor.ScribbleEditor` on a
 small synthetic two-channel image under ``xvfb-run`` and drives it with ``wx.UIActionSimulator``
@@ -26,6 +26,8 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get("IMPARTIAL_CP_LINE") == "cp42",
                        reason="the editor needs wxPython, which the CellProfiler 4.2 environment lacks"),
     pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed"),
+    pytest.mark.skipif(shutil.which("xdotool") is None or shutil.which("import") is None,
+                       reason="xdotool (mouse wheel) or ImageMagick's import (screenshot) is not installed"),
     pytest.mark.skipif(importlib.util.find_spec("wx") is None, reason="wxPython is not installed"),
 ]
 
@@ -88,7 +90,9 @@ def snap(name):
         log["steps"].append({"name": name, "brush": dialog.canvas.brush_value,
                              "radius": dialog.canvas.brush_radius, "undo_depth": dialog.session.undo_depth,
                              "centre": dialog.canvas.client_to_image(width // 2, height // 2),
-                             "zoom": dialog.canvas.view.zoom})
+                             "zoom": dialog.canvas.view.zoom, "origin": (dialog.canvas.view.x, dialog.canvas.view.y),
+                             "under_pointer": dialog.canvas.client_to_image(*dialog.canvas.pointer)
+                             if dialog.canvas.pointer else None})
     return take
 
 
@@ -105,6 +109,26 @@ def take_screenshot():
     log["errors"].append("screenshot failed")
 
 
+def wheel_up():
+    """One wheel step up with xdotool (UIActionSimulator has no wheel); its X connection may be dropped."""
+    for attempt in range(6):
+        if subprocess.run(["xdotool", "click", "4"], stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        time.sleep(0.3)
+    log["errors"].append("xdotool click 4 failed")
+
+
+def close_help():
+    """The help dialog is modal: read it and close it."""
+    for window in wx.GetTopLevelWindows():
+        if isinstance(window, wx.Dialog) and window.GetTitle() == "Scribble editor: help" and window.IsModal():
+            log["help"] = "\n".join(child.GetLabel() for child in window.GetChildren()
+                                     if isinstance(child, wx.StaticText))
+            window.EndModal(wx.ID_OK)
+            return
+    log["errors"].append("no help dialog open")
+
+
 def start():
     dialog.Raise()
     dialog.canvas.SetFocus()
@@ -117,10 +141,13 @@ actions += [key("3"), key("]")] + list(stroke([(75, 20), (75, 140)])) + [snap("s
 actions += [key("z", wx.MOD_CONTROL), snap("undo"), key("y", wx.MOD_CONTROL), snap("redo")]
 actions += [key("e")] + list(stroke([(15, 45), (45, 45)])) + [snap("eraser")]
 if mode == "save":
+    actions += [lambda: sim.MouseMove(screen(100, 100)), snap("before pan"),
+                lambda: sim.MouseDown(wx.MOUSE_BTN_MIDDLE), lambda: sim.MouseMove(screen(100, 100) + wx.Point(50, 30)),
+                lambda: sim.MouseUp(wx.MOUSE_BTN_MIDDLE), snap("after pan"), wheel_up, snap("after wheel")]
     actions += [key("u"), key("n"), snap("view"), key("f"), take_screenshot,
                 lambda: sim.MouseMove(button_centre(dialog.save_button)), lambda: sim.MouseClick(wx.MOUSE_BTN_LEFT)]
 else:
-    actions += [lambda: sim.MouseMove(button_centre(dialog.cancel_button)),
+    actions += [key("h"), close_help, lambda: sim.MouseMove(button_centre(dialog.cancel_button)),
                 lambda: sim.MouseClick(wx.MOUSE_BTN_LEFT)]
 
 
@@ -214,6 +241,14 @@ def test_draw_undo_redo_erase_save(tmp_path):
     # "u" showed the uncertainty map, "n" went to the suggested place
     assert log["uncertainty_shown"] and log["suggestion_marker"] == [90.0, 75.0]
     assert np.allclose(steps["view"]["centre"], (90, 75), atol=1.0)
+    # middle-button drag panned by the distance dragged; the wheel zoomed in around the pointer
+    zoom = steps["before pan"]["zoom"]
+    assert steps["after pan"]["zoom"] == zoom
+    np.testing.assert_allclose(np.subtract(steps["before pan"]["origin"], steps["after pan"]["origin"]),
+                               (50 / zoom, 30 / zoom), atol=0.01)
+    assert steps["after wheel"]["zoom"] == pytest.approx(zoom * 1.25)
+    np.testing.assert_allclose(steps["after wheel"]["under_pointer"], steps["after pan"]["under_pointer"], atol=1e-6)
+    np.testing.assert_array_equal(snaps["after wheel"], e)  # panning and zooming drew nothing
     assert steps["view"]["zoom"] >= 2.0
     assert SCREENSHOT.exists()
 
@@ -222,4 +257,5 @@ def test_cancel_returns_none(tmp_path):
     log, snaps = _run_child(tmp_path, "cancel")
     assert (snaps["eraser"] > 0).sum() > 100  # strokes were drawn before Cancel
     assert log["code"] == "cancel" and log["result_is_none"]
+    assert "Ctrl+Z" in log["help"] and "1  Background" in log["help"]  # "h" opened the help
     assert "result" not in snaps
