@@ -1,4 +1,10 @@
-"""Training: scribble + self-supervised losses, validation, early stopping, time budget, progress."""
+"""Training: scribble + self-supervised losses, validation, early stopping, time budget, progress.
+
+``train`` runs the loop; each of its concerns is a small piece of its own: ``EvaluationPlan``
+(where validation and the threshold choice score the network), ``BestWeights`` (early stopping
+and the best weights), ``TimeBudget`` (whether another iteration fits), ``LateReadBack`` (losses
+read from an accelerator one iteration late) and ``ProgressLog`` (history and progress callback).
+"""
 from __future__ import annotations
 
 import copy
@@ -6,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -226,6 +232,251 @@ def readback_lag(device: torch.device) -> int:
     return 0 if device.type == "cpu" else 1
 
 
+def loss_names(tasks: Sequence[TaskSpec]) -> List[str]:
+    """Names of a training step's losses, in the order the step returns them: the weighted total,
+    then each task's foreground, background and reconstruction parts."""
+    return ["total"] + [f"{t.name}_{part}" for t in tasks for part in ("foreground", "background", "reconstruction")]
+
+
+@dataclass
+class EvaluationPlan:
+    """Where a training is scored, and what scoring costs compared with a training step.
+
+    Attributes
+    ----------
+    images : the normalised training images.
+    monitored : per image, the (T, H, W) targets early stopping watches: the scribbles held out
+        for validation, or the training scribbles when none are held out.
+    monitored_windows : where ``monitored`` is scored at each evaluation.
+    threshold_windows : where all scribbles are scored to choose the thresholds.
+    """
+
+    images: List[np.ndarray]
+    monitored: List[np.ndarray]
+    monitored_windows: List[Window]
+    threshold_windows: List[Window]
+
+    @classmethod
+    def for_data(cls, data: Sequence[TrainingImage], seed: int) -> "EvaluationPlan":
+        """The plan for ``data``; ``seed`` picks the windows scored when there are too many to score all."""
+        has_validation = any((d.validation_targets != UNLABELLED).any() for d in data)
+        monitored = [d.validation_targets if has_validation else d.train_targets for d in data]
+        return cls([d.image for d in data], monitored,
+                   evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(seed + 3)),
+                   evaluation_windows([d.all_targets for d in data], THRESHOLD_PIXELS, np.random.default_rng(seed + 4)))
+
+    def validation_loss(self, net: ImPartialNet, device: torch.device) -> Optional[float]:
+        """``net``'s loss on the monitored scribbles (None if there are none)."""
+        return _scribble_loss(net, self.images, self.monitored, self.monitored_windows, device)
+
+    @property
+    def finishing_evaluations(self) -> float:
+        """What is predicted once training stops, in evaluations: the last validation, then the
+        threshold choice (all scribbles)."""
+        return 1 + _window_pixels(self.threshold_windows) / max(_window_pixels(self.monitored_windows), 1)
+
+    def steps_per_evaluation(self, batch_size: int, patch_size: int) -> float:
+        """An evaluation's guessed cost in training steps, before one is timed: predicting a pixel
+        takes about a third of what a training step spends on it."""
+        return _window_pixels(self.monitored_windows) / (3 * batch_size * patch_size ** 2)
+
+
+class BestWeights:
+    """Early stopping's memory: the best validation loss so far, a copy of the weights that had it,
+    and how many evaluations have passed without improving on it.
+
+    Parameters
+    ----------
+    patience : evaluations without improvement after which training should stop.
+    """
+
+    MIN_IMPROVEMENT = 1e-5
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.value = math.inf
+        self.state: Optional[Dict[str, torch.Tensor]] = None
+        self.evaluations_since_best = 0
+
+    def offer(self, validation: float, net: torch.nn.Module) -> bool:
+        """Keep a copy of ``net``'s weights if ``validation`` improves on the best by more than
+        ``MIN_IMPROVEMENT``, else count one more evaluation without improvement. Returns whether
+        the weights were kept."""
+        if validation < self.value - self.MIN_IMPROVEMENT:
+            self.value, self.evaluations_since_best = validation, 0
+            self.state = copy.deepcopy(net.state_dict())
+            return True
+        self.evaluations_since_best += 1
+        return False
+
+    @property
+    def patience_exhausted(self) -> bool:
+        """Whether ``patience`` evaluations in a row have not improved on the best."""
+        return self.evaluations_since_best >= self.patience
+
+    @property
+    def best_validation(self) -> Optional[float]:
+        """The best validation loss, or None before any evaluation."""
+        return None if self.value == math.inf else self.value
+
+    def restore(self, net: torch.nn.Module) -> None:
+        """Put the best weights back into ``net`` (nothing changes if none were kept)."""
+        if self.state is not None:
+            net.load_state_dict(self.state)
+
+
+class TimeBudget:
+    """Whether another iteration fits in the time budget, with the evaluations still due after it.
+
+    An evaluation's time is measured each time one runs (``timed``) and guessed before the first
+    as ``steps_per_evaluation`` training steps.
+
+    Parameters
+    ----------
+    budget_s : seconds the whole training may take, thresholds included.
+    steps_per_evaluation : see ``EvaluationPlan.steps_per_evaluation``.
+    finishing_evaluations : see ``EvaluationPlan.finishing_evaluations``.
+    """
+
+    def __init__(self, budget_s: float, steps_per_evaluation: float, finishing_evaluations: float) -> None:
+        self.budget_s = budget_s
+        self.steps_per_evaluation = steps_per_evaluation
+        self.finishing_evaluations = finishing_evaluations
+        self.evaluation_s: Optional[float] = None
+
+    def timed(self, evaluate: Callable[[], Optional[float]]) -> Optional[float]:
+        """Run an evaluation, remembering how long it took; returns its result."""
+        began = time.perf_counter()
+        result = evaluate()
+        self.evaluation_s = time.perf_counter() - began
+        return result
+
+    def allows_another_step(self, elapsed_s: float, iterations: int, next_evaluates: bool) -> bool:
+        """Whether, ``elapsed_s`` into training after ``iterations`` iterations, one more step (and
+        the evaluation after it if ``next_evaluates``) still leaves time for the last validation
+        and the threshold choice."""
+        step_s = elapsed_s / iterations
+        one_evaluation_s = self.evaluation_s if self.evaluation_s is not None else step_s * self.steps_per_evaluation
+        finishing_s = one_evaluation_s * self.finishing_evaluations
+        return not (elapsed_s + step_s + one_evaluation_s * next_evaluates + finishing_s > self.budget_s)
+
+    def remaining_s(self, elapsed_s: float, iterations: int, max_iterations: int) -> float:
+        """Seconds left: until the iteration limit at the pace so far, or until the budget, whichever comes first."""
+        per_iteration = elapsed_s / iterations
+        return min((max_iterations - iterations) * per_iteration, max(0.0, self.budget_s - elapsed_s))
+
+
+class LateReadBack:
+    """Iterations whose losses are still on the device, read back ``lag`` iterations late
+    (see ``readback_lag``)."""
+
+    def __init__(self, lag: int) -> None:
+        self.lag = lag
+        self.pending: List[Tuple[int, torch.Tensor]] = []
+
+    def push(self, iteration: int, values: torch.Tensor) -> None:
+        """Queue an iteration's losses, as the training step returned them."""
+        self.pending.append((iteration, values))
+
+    def ready(self, evaluate: bool) -> Iterator[Tuple[int, torch.Tensor]]:
+        """The (iteration, losses) to read now, oldest first: all of them before an evaluation
+        (which must see the latest iteration's weights), else all but the last ``lag``."""
+        while len(self.pending) > (0 if evaluate else self.lag):
+            yield self.pending.pop(0)
+
+    def rest(self) -> Iterator[Tuple[int, torch.Tensor]]:
+        """Everything still queued, when training ends."""
+        return self.ready(evaluate=True)
+
+
+class ProgressLog:
+    """Each iteration's losses as they are read back: checked, kept as history, and passed to the
+    progress callback with the time left.
+
+    Parameters
+    ----------
+    tasks : the tasks trained, which name the losses.
+    config : the training's settings (its iteration limit and learning rate).
+    budget : forecasts the time left.
+    callback : called with a ``TrainingProgress`` after each iteration is recorded.
+    """
+
+    def __init__(self, tasks: Sequence[TaskSpec], config: TrainingConfig, budget: TimeBudget,
+                 callback: Optional[ProgressCallback]) -> None:
+        self.names = loss_names(tasks)
+        self.config, self.budget, self.callback = config, budget, callback
+        self.history: List[Dict[str, float]] = []
+        self.start = time.perf_counter()
+
+    def elapsed_s(self) -> float:
+        """Seconds since training started."""
+        return time.perf_counter() - self.start
+
+    def read(self, iteration: int, values: torch.Tensor) -> Dict[str, float]:
+        """An iteration's losses by name; ``TrainingDiverged`` if they are not finite."""
+        losses = dict(zip(self.names, values.tolist()))
+        if not math.isfinite(losses["total"]):
+            raise TrainingDiverged(
+                f"training diverged at iteration {iteration} (loss is {losses['total']}); "
+                f"try a lower learning rate than {self.config.learning_rate}")
+        return losses
+
+    def record(self, iteration: int, losses: Dict[str, float], validation: Optional[float],
+               best_validation: Optional[float]) -> None:
+        """Add an iteration's losses (with the time and iteration number) to the history and tell
+        the callback; ``validation`` is this iteration's validation loss, if it was evaluated."""
+        elapsed = self.elapsed_s()
+        losses["elapsed_s"], losses["iteration"] = elapsed, iteration
+        self.history.append(losses)
+        if self.callback is not None:
+            remaining = self.budget.remaining_s(elapsed, iteration, self.config.max_iterations)
+            self.callback(TrainingProgress(iteration, self.config.max_iterations, losses, elapsed, remaining,
+                                           best_validation, validation))
+
+
+def _network(network: NetworkConfig, tasks: Tuple[TaskSpec, ...], initial_state: Optional[Dict[str, torch.Tensor]],
+             device: torch.device) -> ImPartialNet:
+    """A new network (random weights from torch's seeded generator, or ``initial_state``) on ``device``."""
+    net = ImPartialNet(network, tasks)
+    if initial_state is not None:
+        net.load_state_dict(initial_state)
+    # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
+    return net.to(device).to(memory_format=torch.channels_last)
+
+
+def _optimisation(net: ImPartialNet, tasks: Tuple[TaskSpec, ...], config: TrainingConfig, device: torch.device
+                  ) -> Tuple[TrainingStep, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """The training step (weighted losses, backward, Adam; compiled or replayed as a CUDA graph as
+    ``config`` asks) and the schedule that halves its learning rate when validation stalls."""
+    # Compiling the network with its losses fuses the heads, softmax and loss arithmetic too.
+    losses = torch.compile(batch_losses, mode=compile_mode(device)) if config.compile_network else batch_losses
+    # A compiled step on CUDA is already replayed as CUDA graphs (compile_mode).
+    graphed = device.type == "cuda" and config.cuda_graphs and not config.compile_network
+    # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor; capturable keeps its
+    # step count on the device, as a CUDA graph needs.
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda",
+                                 capturable=graphed)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    autocast = config.mixed_precision and device.type == "cuda"
+    channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
+    weights = torch.tensor([config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks),
+                           device=device)
+    step = (GraphedTrainingStep if graphed else TrainingStep)(
+        lambda *inputs: losses(net, *inputs, channel_index, config.sigma, autocast), weights, optimizer)
+    return step, scheduler
+
+
+def _validate(net: ImPartialNet, plan: EvaluationPlan, device: torch.device, budget: TimeBudget,
+              scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau, best: BestWeights) -> Optional[float]:
+    """Score ``net`` on the monitored scribbles, timed for the budget; the score steps the
+    learning-rate schedule and early stopping. Returns it (None if nothing is monitored)."""
+    validation = budget.timed(lambda: plan.validation_loss(net, device))
+    if validation is not None:
+        scheduler.step(validation)
+        best.offer(validation, net)
+    return validation
+
+
 def train(
     images: Sequence[np.ndarray],
     scribbles: Sequence[np.ndarray],
@@ -247,6 +498,11 @@ def train(
         ``TrainingCancelled`` from it to stop.
     initial_state : weights to start from (fine-tuning a saved model with added scribbles).
 
+    Returns
+    -------
+    TrainingResult
+        The network with the best validation loss, its thresholds and the training's history.
+
     Training stops at ``max_iterations``, at ``time_budget_s``, or when the validation loss has
     not improved for ``patience`` evaluations; the weights with the best validation loss are kept.
     """
@@ -254,122 +510,50 @@ def train(
     _check_inputs(images, scribbles, tasks, network.n_channels)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    data = prepare_training_images(images, scribbles, tasks, config.validation_fraction, rng)
+    data = prepare_training_images(images, scribbles, tasks, config.validation_fraction, np.random.default_rng(config.seed))
     sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1, device)
-    has_validation = any((d.validation_targets != UNLABELLED).any() for d in data)
-    monitor = "validation_targets" if has_validation else "train_targets"
-
-    net = ImPartialNet(network, tasks)
-    if initial_state is not None:
-        net.load_state_dict(initial_state)
-    # channels_last is faster for convolutions on CUDA and on CPU (oneDNN) alike.
-    net = net.to(device).to(memory_format=torch.channels_last)
-    # Compiling the network with its losses fuses the heads, softmax and loss arithmetic too.
-    losses = torch.compile(batch_losses, mode=compile_mode(device)) if config.compile_network else batch_losses
-    # A compiled step on CUDA is already replayed as CUDA graphs (compile_mode).
-    graphed = device.type == "cuda" and config.cuda_graphs and not config.compile_network
-    # The fused CUDA Adam is one kernel instead of a dozen per parameter tensor; capturable keeps its
-    # step count on the device, as a CUDA graph needs.
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda",
-                                 capturable=graphed)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    net = _network(network, tasks, initial_state, device)
+    step, scheduler = _optimisation(net, tasks, config, device)
     generator = torch.Generator(device=device).manual_seed(config.seed + 2)
-    autocast = config.mixed_precision and device.type == "cuda"
-    channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
-    weights = torch.tensor([config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks),
-                           device=device)
-    step = (GraphedTrainingStep if graphed else TrainingStep)(
-        lambda *inputs: losses(net, *inputs, channel_index, config.sigma, autocast), weights, optimizer)
-    loss_names = ["total"] + [f"{t.name}_{part}" for t in tasks for part in ("foreground", "background", "reconstruction")]
-    lag = readback_lag(device)
-    pending: List[tuple] = []   # (iteration, its losses still on the device)
+    plan = EvaluationPlan.for_data(data, config.seed)
+    best = BestWeights(config.patience)
+    budget = TimeBudget(config.time_budget_s, plan.steps_per_evaluation(config.batch_size, config.patch_size),
+                        plan.finishing_evaluations)
+    readback = LateReadBack(readback_lag(device))
+    progress_log = ProgressLog(tasks, config, budget, progress)
 
-    history: List[Dict[str, float]] = []
-    best_state, best_value, evals_since_best = None, math.inf, 0
     stopped_because = "iteration budget"
-    # What evaluating costs, in pixels to predict: the monitored scribbles at each evaluation, all
-    # of them once more to choose the thresholds. Its time is measured at the first evaluation and
-    # guessed before it (prediction is about a third of a training step per pixel).
-    images = [d.image for d in data]
-    monitored = [getattr(d, monitor) for d in data]
-    monitored_windows = evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(config.seed + 3))
-    threshold_windows = evaluation_windows([d.all_targets for d in data], THRESHOLD_PIXELS, np.random.default_rng(config.seed + 4))
-    monitored_pixels = _window_pixels(monitored_windows)
-    # evaluations per final stretch (the last validation, then the thresholds), and steps per evaluation
-    finishing_evaluations = 1 + _window_pixels(threshold_windows) / max(monitored_pixels, 1)
-    steps_per_evaluation = monitored_pixels / (3 * config.batch_size * config.patch_size ** 2)
-    evaluation_s: Optional[float] = None
-    start = time.perf_counter()
-
-    def report(done: int, values: torch.Tensor, evaluate: bool) -> None:
-        """Record iteration ``done``'s losses (and validation), then tell the progress callback."""
-        nonlocal best_state, best_value, evals_since_best, evaluation_s
-        losses = dict(zip(loss_names, values.tolist()))
-        if not math.isfinite(losses["total"]):
-            raise TrainingDiverged(
-                f"training diverged at iteration {done} (loss is {losses['total']}); "
-                f"try a lower learning rate than {config.learning_rate}")
-        validation = None
-        if evaluate:
-            began = time.perf_counter()
-            validation = _scribble_loss(net, images, monitored, monitored_windows, device)
-            evaluation_s = time.perf_counter() - began
-            if validation is not None:
-                scheduler.step(validation)
-                if validation < best_value - 1e-5:
-                    best_value, evals_since_best = validation, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    evals_since_best += 1
-            losses["validation"] = validation if validation is not None else float("nan")
-        elapsed = time.perf_counter() - start
-        losses["elapsed_s"], losses["iteration"] = elapsed, done
-        history.append(losses)
-        per_iteration = elapsed / done
-        remaining = min((config.max_iterations - done) * per_iteration, max(0.0, config.time_budget_s - elapsed))
-        if progress is not None:
-            progress(TrainingProgress(done, config.max_iterations, losses, elapsed, remaining,
-                                      None if best_value == math.inf else best_value, validation))
-
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):
         net.train()
         batch, targets = sampler.batch(config.batch_size)
         masked, mask = blind_spot_mask(batch, config.blind_spot_cell, config.blind_spot_radius, generator)
-        masked = masked.contiguous(memory_format=torch.channels_last)
-        pending.append((iteration, step(masked, batch, mask, targets)))
-
+        readback.push(iteration, step(masked.contiguous(memory_format=torch.channels_last), batch, mask, targets))
         # Validation waits for every queued iteration, so the weights it sees are this iteration's.
         evaluate = iteration % config.eval_every == 0 or iteration == config.max_iterations
-        while len(pending) > (0 if evaluate else lag):
-            done, values = pending.pop(0)
-            report(done, values, evaluate and done == iteration)
-        if evals_since_best >= config.patience:
+        for done, values in readback.ready(evaluate):
+            losses, validation = progress_log.read(done, values), None
+            if evaluate and done == iteration:
+                validation = _validate(net, plan, device, budget, scheduler, best)
+                losses["validation"] = validation if validation is not None else float("nan")
+            progress_log.record(done, losses, validation, best.best_validation)
+        if best.patience_exhausted:
             stopped_because = f"no validation improvement in {config.patience} evaluations"
             break
-        elapsed = time.perf_counter() - start
-        step_s = elapsed / iteration
-        one_evaluation_s = evaluation_s if evaluation_s is not None else step_s * steps_per_evaluation
-        next_evaluates = (iteration + 1) % config.eval_every == 0
-        # the last evaluation and the threshold choice must fit in the budget too
-        finishing_s = one_evaluation_s * finishing_evaluations
-        if elapsed + step_s + one_evaluation_s * next_evaluates + finishing_s > config.time_budget_s:
+        if not budget.allows_another_step(progress_log.elapsed_s(), iteration, (iteration + 1) % config.eval_every == 0):
             stopped_because = "time budget"
             break
-    for done, values in pending:
-        report(done, values, False)
+    for done, values in readback.rest():
+        progress_log.record(done, progress_log.read(done, values), None, best.best_validation)
 
     # A final evaluation so the last stretch of iterations is not thrown away unseen.
-    if history and math.isnan(history[-1].get("validation", math.nan)):
-        validation = _scribble_loss(net, images, monitored, monitored_windows, device)
-        if validation is not None and validation < best_value - 1e-5:
-            best_value, best_state = validation, copy.deepcopy(net.state_dict())
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if progress_log.history and math.isnan(progress_log.history[-1].get("validation", math.nan)):
+        validation = plan.validation_loss(net, device)
+        if validation is not None:
+            best.offer(validation, net)
+    best.restore(net)
     net.eval()
-    thresholds = choose_thresholds(net, data, device, threshold_windows)
-    elapsed = time.perf_counter() - start
-    log.info("trained %d iterations in %.1f s (%s); best validation loss %.4f", iteration, elapsed, stopped_because, best_value)
-    return TrainingResult(net, thresholds, history, iteration, elapsed, stopped_because,
-                          None if best_value == math.inf else best_value)
+    thresholds = choose_thresholds(net, data, device, plan.threshold_windows)
+    elapsed = progress_log.elapsed_s()
+    log.info("trained %d iterations in %.1f s (%s); best validation loss %.4f", iteration, elapsed, stopped_because, best.value)
+    return TrainingResult(net, thresholds, progress_log.history, iteration, elapsed, stopped_because, best.best_validation)
