@@ -26,8 +26,13 @@ from impartial_cellprofiler.editor_render import UNCERTAINTY_COLOUR, Layers, scr
 SPLIT_COLOUR = (255, 128, 0)
 MIN_BRUSH, MAX_BRUSH = 1, 50
 
-#: ``suggest(scribbles)`` -> places ``(row, col)`` where a stroke would help most, best first
-Suggest = Callable[[np.ndarray], Sequence[Tuple[float, float]]]
+#: the colours a channel can be shown in
+COLOUR_NAMES = {"grey": (255, 255, 255), "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
+                "cyan": (0, 255, 255), "magenta": (255, 0, 255), "yellow": (255, 255, 0)}
+
+#: ``suggest(scribbles)`` -> places ``(row, col)`` or ``(row, col, what)`` where a stroke would help
+#: most, best first (``what``, e.g. "split stroke", is shown in the status line)
+Suggest = Callable[[np.ndarray], Sequence[Sequence]]
 
 
 class Brush(NamedTuple):
@@ -81,9 +86,10 @@ class ScribbleEditor(wx.Dialog):
     def __init__(self, parent: Optional[wx.Window], channels: np.ndarray, scribbles: Optional[np.ndarray],
                  brushes: Sequence[Brush], channel_names: Optional[Sequence[str]] = None,
                  objects: Optional[Mapping[str, np.ndarray]] = None, uncertainty: Optional[np.ndarray] = None,
-                 suggest: Optional[Suggest] = None, title: str = "ImPartial: scribbles") -> None:
+                 suggest: Optional[Suggest] = None, title: str = "ImPartial: scribbles",
+                 channel_colours: Optional[Sequence[Tuple[int, int, int]]] = None) -> None:
         super().__init__(parent, title=title, style=wx.DEFAULT_DIALOG_STYLE | wx.RESIZE_BORDER | wx.MAXIMIZE_BOX)
-        self.layers = Layers(channels, objects, uncertainty)
+        self.layers = Layers(channels, objects, uncertainty, channel_colours)
         shape = self.layers.shape
         if scribbles is None:
             scribbles = np.zeros(shape, np.uint8)
@@ -100,8 +106,9 @@ class ScribbleEditor(wx.Dialog):
         self.session = EditingSession(scribbles)
         self.suggest = suggest
         self.result: Optional[np.ndarray] = None
-        self._suggestions: Optional[List[Tuple[float, float]]] = None
+        self._suggestions: Optional[List[Tuple[float, float, str]]] = None
         self._next_suggestion = 0
+        self.note = ""  # a message shown in the status line (suggestions)
         names = list(channel_names) if channel_names is not None else [
             "Channel %d" % (i + 1) for i in range(self.layers.channels.shape[2])]
         if len(names) != self.layers.channels.shape[2]:
@@ -176,7 +183,18 @@ class ScribbleEditor(wx.Dialog):
             show = wx.CheckBox(panel, label=name)
             show.SetValue(True)
             show.Bind(wx.EVT_CHECKBOX, lambda event, c=c: self._set_layer(self.layers.visible, c, event.IsChecked()))
-            channel_box.Add(show, 0, wx.TOP, 4)
+            names = list(COLOUR_NAMES)
+            current = tuple(self.layers.colours[c])
+            if current not in COLOUR_NAMES.values():
+                names.append("as given")
+            colour = wx.Choice(panel, choices=names)
+            colour.SetSelection(next((i for i, n in enumerate(names) if COLOUR_NAMES.get(n) == current), len(names) - 1))
+            colour.Bind(wx.EVT_CHOICE, lambda event, c=c, given=current: self._set_channel_colour(
+                c, COLOUR_NAMES.get(event.GetString(), given)))
+            row = wx.BoxSizer(wx.HORIZONTAL)
+            row.Add(show, 1, wx.ALIGN_CENTER_VERTICAL)
+            row.Add(colour, 0)
+            channel_box.Add(row, 0, wx.EXPAND | wx.TOP, 4)
             for which, attribute in (("low", "low_percentile"), ("high", "high_percentile")):
                 value = getattr(self.layers, attribute)[c]
                 slider = wx.Slider(panel, value=int(round(value * 10)), minValue=0, maxValue=1000)
@@ -298,17 +316,24 @@ class ScribbleEditor(wx.Dialog):
         if self._suggestions is None:
             try:
                 with wx.BusyCursor():
-                    self._suggestions = [(float(r), float(c)) for r, c in self.suggest(self.session.result())]
+                    self._suggestions = [(float(place[0]), float(place[1]), str(place[2]) if len(place) > 2 else "")
+                                         for place in self.suggest(self.session.result())]
             except Exception as error:  # the editor stays usable; the message says what went wrong
-                self.status.SetLabel("Could not compute suggestions: %s" % error)
+                self.note = "Could not compute suggestions: %s" % error
+                self.update_status()
                 return
         if not self._suggestions:
-            self.status.SetLabel("No suggestions: the model found no place where a stroke would help more.")
+            self.note = "No suggestions: the model found no place where a stroke would help more."
+            self.update_status()
             return
-        row, col = self._suggestions[self._next_suggestion % len(self._suggestions)]
+        index = self._next_suggestion % len(self._suggestions)
+        row, col, what = self._suggestions[index]
         self._next_suggestion += 1
         self.canvas.marker = (row, col)
         self.canvas.centre_on(row, col, min_zoom=2.0)
+        self.note = "suggestion %d of %d%s at row %d, col %d" % (
+            index + 1, len(self._suggestions), " (%s)" % what if what else "", row, col)
+        self.update_status()
 
     def show_help(self) -> None:
         keys = "\n  ".join("%d  %s" % (i + 1, b.name) for i, b in enumerate(self.brushes[:9]))
@@ -354,6 +379,10 @@ class ScribbleEditor(wx.Dialog):
         label.SetLabel("%s %.1f%%" % (which, percentile))
         self._refresh_layers()
 
+    def _set_channel_colour(self, channel: int, colour: Tuple[int, int, int]) -> None:
+        self.layers.colours[channel] = tuple(colour)
+        self._refresh_layers()
+
     def _set_scribble_opacity(self, opacity: float) -> None:
         self.canvas.scribble_opacity = opacity
         self.canvas.redraw()
@@ -384,6 +413,8 @@ class ScribbleEditor(wx.Dialog):
         parts.append("zoom %d%%" % round(self.canvas.view.zoom * 100))
         parts.append("%d edit%s%s" % (self.session.undo_depth, "" if self.session.undo_depth == 1 else "s",
                                       ", unsaved" if self.session.changed else ""))
+        if self.note:
+            parts.append(self.note)
         self.status.SetLabel("    ".join(parts))
         self.undo_button.Enable(self.session.can_undo)
         self.redo_button.Enable(self.session.can_redo)
@@ -432,7 +463,8 @@ class ScribbleEditor(wx.Dialog):
 def edit_scribbles(parent: Optional[wx.Window], channels: np.ndarray, scribbles: Optional[np.ndarray],
                    brushes: Sequence[Brush], channel_names: Optional[Sequence[str]] = None,
                    objects: Optional[Mapping[str, np.ndarray]] = None, uncertainty: Optional[np.ndarray] = None,
-                   suggest: Optional[Suggest] = None, title: str = "ImPartial: scribbles") -> Optional[np.ndarray]:
+                   suggest: Optional[Suggest] = None, title: str = "ImPartial: scribbles",
+                   channel_colours: Optional[Sequence[Tuple[int, int, int]]] = None) -> Optional[np.ndarray]:
     """Open the scribble editor (modal) and return the edited scribbles, or None if cancelled.
 
     Parameters
@@ -447,12 +479,15 @@ def edit_scribbles(parent: Optional[wx.Window], channels: np.ndarray, scribbles:
     suggest : called with the current scribbles when the user asks for the next suggestion (N);
         returns places ``(row, col)`` where a stroke would help most, best first.
     title : the window title.
+    channel_colours : RGB colour of each channel in the composite (default: grey for one channel,
+        green and magenta for two, red, green, blue for three); the user can change them.
 
     Returns
     -------
     uint8 (H, W) scribbles on Save (also when unchanged), None on Cancel. Nothing is written to disk.
     """
-    dialog = ScribbleEditor(parent, channels, scribbles, brushes, channel_names, objects, uncertainty, suggest, title)
+    dialog = ScribbleEditor(parent, channels, scribbles, brushes, channel_names, objects, uncertainty, suggest, title,
+                            channel_colours)
     try:
         dialog.ShowModal()
         return dialog.result

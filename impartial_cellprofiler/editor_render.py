@@ -213,7 +213,7 @@ class Layers:
         self.channels = as_channels(channels)
         shape = self.channels.shape[:2]
         n = self.channels.shape[2]
-        self.colours = list(colours) if colours is not None else channel_colours(n)
+        self.colours = [tuple(int(v) for v in c) for c in colours] if colours is not None else channel_colours(n)
         if len(self.colours) != n:
             raise ValueError(f"{len(self.colours)} channel colours given for {n} channels")
         self.tables = [percentile_table(self.channels[:, :, c]) for c in range(n)]

@@ -60,7 +60,7 @@ app = wx.App(False)
 log = {"steps": [], "errors": []}
 snapshots = {}
 dialog = ScribbleEditor(None, channels, scribbles, module_brushes(split=4), channel_names=["DNA", "Membrane"],
-                        objects={"Nuclei": nuclei}, uncertainty=uncertainty, suggest=lambda s: [(90, 75)])
+                        objects={"Nuclei": nuclei}, uncertainty=uncertainty, suggest=lambda s: [(90, 75, "split stroke"), (10, 10)])
 sim = wx.UIActionSimulator()
 
 
@@ -175,6 +175,7 @@ log["code"] = {wx.ID_OK: "ok", wx.ID_CANCEL: "cancel"}.get(code, str(code))
 log["result_is_none"] = dialog.result is None
 log["suggestion_marker"] = list(dialog.canvas.marker) if dialog.canvas.marker is not None else None
 log["uncertainty_shown"] = dialog.layers.show_uncertainty
+log["status"] = dialog.status.GetLabel()
 if dialog.result is not None:
     snapshots["result"] = dialog.result
 np.savez(os.path.join(out, "snapshots.npz"), **snapshots)
@@ -240,6 +241,7 @@ def test_draw_undo_redo_erase_save(tmp_path):
     assert snaps["result"].dtype == np.uint8
     # "u" showed the uncertainty map, "n" went to the suggested place
     assert log["uncertainty_shown"] and log["suggestion_marker"] == [90.0, 75.0]
+    assert "suggestion 1 of 2 (split stroke) at row 90, col 75" in log["status"]
     assert np.allclose(steps["view"]["centre"], (90, 75), atol=1.0)
     # middle-button drag panned by the distance dragged; the wheel zoomed in around the pointer
     zoom = steps["before pan"]["zoom"]
