@@ -162,7 +162,8 @@ def write_scribble_file(path: PathLike, scribbles: np.ndarray,
     path = Path(path)
     source = f"scribbles for {path}"
     array = np.asarray(scribbles)
-    checked = check_scribble_values(array, tuple(image_shape) if image_shape is not None else array.shape[:2], source)
+    shape = tuple(image_shape) if image_shape is not None else np.squeeze(array).shape
+    checked = check_scribble_values(array, shape, source)
     folder = path.parent
     if not folder.is_dir():
         raise ValueError(f"cannot save the scribble file {path}: the folder {folder} does not exist")

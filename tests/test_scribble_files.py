@@ -40,6 +40,9 @@ def test_write_then_read_round_trip_with_all_values(tmp_path):
     read = sf.read_scribble_file(path, (6, 7))
     assert read.dtype == np.uint8
     np.testing.assert_array_equal(read, _scribbles())
+    # a leading singleton axis (as some readers return) is accepted, and writes the same 2-D file
+    assert sf.write_scribble_file(path, _scribbles()[None]) == (False, None)
+    np.testing.assert_array_equal(read, _scribbles())
     assert [p.name for p in tmp_path.iterdir()] == ["img_scribbles.tif"]  # no temporary file left
 
 
