@@ -65,9 +65,8 @@ def new_pipeline(regexp: str, assignments: Sequence[Tuple[str, str]], match_key:
     # (unused with rules; set so that both CellProfiler lines save the same value)
     single_rescale = getattr(names_and_types, "single_rescale", None) or names_and_types.single_rescale_method
     single_rescale.value = "Image metadata"
-    while len(names_and_types.assignments) < len(assignments):
-        names_and_types.add_assignment()
-    for group, (name, rule) in zip(names_and_types.assignments, assignments):
+    groups = setting_groups(names_and_types, "assignments", "add_assignment", len(assignments))
+    for group, (name, rule) in zip(groups, assignments):
         group.rule_filter.value = rule
         group.image_name.value = name
         group.load_as_choice.value = "Grayscale image"
@@ -95,6 +94,16 @@ def set_values(module: Any, **values: Any) -> None:
         if isinstance(value, (list, tuple)):
             value = ", ".join(value)
         getattr(module, attribute).value = value
+
+
+def setting_groups(module: Any, groups: str, add: str, count: int) -> List[Any]:
+    """The first ``count`` groups of a repeated setting, adding groups with the method ``add`` as needed.
+
+    E.g. ``setting_groups(impartial, "channels", "add_channel", 2)``: ImPartial's first two channels.
+    """
+    while len(getattr(module, groups)) < count:
+        getattr(module, add)()
+    return list(getattr(module, groups))[:count]
 
 
 def add_module(pipeline: Any, name: str, before: Optional[str] = None, **values: Any) -> Any:

@@ -43,7 +43,9 @@ PLUGINS = os.path.join(REPO, "plugins")
 PIPELINES_DIR = os.path.join(REPO, "pipelines")
 VENVS = {"cp5": os.path.join(REPO, ".venv"), "cp42": os.path.join(REPO, ".venv-cp42")}
 sys.path.insert(0, REPO)
-from impartial_cellprofiler.pipelines import add_module, new_pipeline, start_headless, write_pipeline  # noqa: E402
+from impartial_cellprofiler.pipelines import (  # noqa: E402
+    add_module, new_pipeline, setting_groups, start_headless, write_pipeline,
+)
 
 
 def current_line():
@@ -60,9 +62,7 @@ VECTRA_REGEXP = "^image(?P<ImageID>[0-9]+)_"
 
 def add_impartial(pipeline, channels, segment, mode, nuclear_channel=1, scribbles="Scribbles"):
     module = add_module(pipeline, "ImPartial")
-    while len(module.channels) < len(channels):
-        module.add_channel()
-    for group, name in zip(module.channels, channels):
+    for group, name in zip(setting_groups(module, "channels", "add_channel", len(channels)), channels):
         group.image_name.value = name
     module.nuclear_channel.value = nuclear_channel
     module.scribble_image.value = scribbles
@@ -81,9 +81,8 @@ def add_export(pipeline, prefix=None, per_image_set_objects=None):
         # One file per object set and image set (metadata tag in the file name), so that cluster
         # jobs writing to the same folder never write the same file.
         module.wants_everything.value = False
-        while len(module.object_groups) < len(per_image_set_objects):
-            module.add_object_group()
-        for group, name in zip(module.object_groups, per_image_set_objects):
+        groups = setting_groups(module, "object_groups", "add_object_group", len(per_image_set_objects))
+        for group, name in zip(groups, per_image_set_objects):
             group.name.value = name
             group.previous_file.value = False
             group.wants_automatic_file_name.value = False

@@ -36,7 +36,6 @@ _ROI_TYPES = {
 }
 _AREA_TYPES = ("polygon", "rect", "oval", "freehand", "traced", "composite")
 _LINE_TYPES = ("line", "freeline", "polyline", "angle")
-_COORDINATE_TYPES = ("polygon", "freehand", "traced", "polyline", "freeline", "angle", "point")
 _SUB_PIXEL_RESOLUTION = 128  # option bit
 _HEADER_SIZE = 64
 
