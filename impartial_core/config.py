@@ -132,14 +132,31 @@ class TrainingConfig:
     cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
-        if self.patch_size < 16 or self.patch_size % 4:
-            raise ValueError(f"patch_size must be a multiple of 4 and at least 16, got {self.patch_size}")
-        if self.batch_size < 1 or self.max_iterations < 1:
-            raise ValueError("batch_size and max_iterations must be positive")
-        if self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
-        if not 0.0 <= self.validation_fraction < 0.9:
-            raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction}")
+        if not isinstance(self.patch_size, numbers.Integral) or self.patch_size < 16 or self.patch_size % 4:
+            raise ValueError(f"patch_size must be a multiple of 4 and at least 16, got {self.patch_size!r}")
+        for name, least in (("batch_size", 1), ("max_iterations", 1), ("eval_every", 1), ("patience", 1), ("seed", 0),
+                            ("blind_spot_cell", 2), ("blind_spot_radius", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"{name} must be a whole number, at least {least}, got {value!r}")
+        if 2 * self.blind_spot_radius >= self.patch_size:
+            raise ValueError(f"blind_spot_radius must be less than half the patch_size ({self.patch_size}), "
+                             f"got {self.blind_spot_radius}")
+        for name in ("time_budget_s", "learning_rate", "sigma"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not 0 < value <= float("inf"):
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        weights = ("foreground_weight", "background_weight", "reconstruction_weight")
+        for name in weights:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be 0 or a positive number, got {value!r}")
+        if not any(getattr(self, name) > 0 for name in weights):
+            raise ValueError(f"{', '.join(weights[:-1])} and {weights[-1]} cannot all be 0: nothing would be learnt")
+        if not isinstance(self.scribble_bias, numbers.Real) or not 0.0 <= self.scribble_bias <= 1.0:
+            raise ValueError(f"scribble_bias must be a fraction from 0 to 1, got {self.scribble_bias!r}")
+        if not isinstance(self.validation_fraction, numbers.Real) or not 0.0 <= self.validation_fraction < 0.9:
+            raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,17 @@ class InstanceConfig:
     split_h: float = 1.0
     exclude_border: bool = False
     cell_min_size: int = 20
+
+    def __post_init__(self) -> None:
+        threshold = self.threshold
+        if threshold is not None and (not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0):
+            raise ValueError(f"threshold must be a probability from 0 to 1 (or None for the model's own), got {threshold!r}")
+        for name in ("min_size", "cell_min_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"{name} must be a whole number of pixels, 0 or more, got {value!r}")
+        if not isinstance(self.split_h, numbers.Real) or not 0 < self.split_h < float("inf"):
+            raise ValueError(f"split_h must be a positive number, got {self.split_h!r}")
 
 
 def to_dict(obj: Any) -> Dict[str, Any]:
