@@ -7,6 +7,9 @@ import numpy as np
 
 from . import SCRIBBLE_COLOURS, SCRIBBLE_VALUES, UNANNOTATED, validate_scribbles
 
+#: the default colour map of the functions below: :data:`SCRIBBLE_COLOURS`, keyed by colour
+_PAINT_COLOURS: Dict[Tuple[int, int, int], int] = {colour: value for value, colour in SCRIBBLE_COLOURS.items()}
+
 
 def _rgb_to_255(rgb: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Split an RGB(A) image into float RGB on a 0..255 scale and an opacity mask (or None)."""
@@ -60,7 +63,7 @@ def scribbles_from_rgb(
     a pixel within tolerance of several colours takes the nearest one.
     """
     if colours is None:
-        colours = {rgb_value: value for value, rgb_value in SCRIBBLE_COLOURS.items()}
+        colours = _PAINT_COLOURS
     array = np.asarray(rgb)
     if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
         array = np.moveaxis(array, 0, -1)  # an ImageJ RGB composite is saved channel-first
@@ -99,7 +102,7 @@ def scribbles_to_rgb(
     Unannotated pixels are black. Useful for display and for round-trip tests.
     """
     if colours is None:
-        colours = {rgb_value: value for value, rgb_value in SCRIBBLE_COLOURS.items()}
+        colours = _PAINT_COLOURS
     values = validate_scribbles(scribbles, np.shape(scribbles))
     table = np.zeros((len(SCRIBBLE_VALUES), 3), dtype=np.uint8)
     for colour, value in colours.items():
