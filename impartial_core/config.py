@@ -158,6 +158,22 @@ class TrainingConfig:
         if not isinstance(self.validation_fraction, numbers.Real) or not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}")
 
+    def learnt_settings(self) -> Dict[str, Any]:
+        """The settings that change what a model learns (``LEARNT_TRAINING_FIELDS``), by name."""
+        return {name: getattr(self, name) for name in LEARNT_TRAINING_FIELDS}
+
+
+#: The TrainingConfig fields that change the learnt model: the training fingerprint covers these and
+#: no others. Each field is in exactly one of the two lists (a test checks it), so a new setting must
+#: be placed deliberately; a learnt one changes the fingerprint of every saved model.
+LEARNT_TRAINING_FIELDS = (
+    "patch_size", "batch_size", "learning_rate", "max_iterations", "time_budget_s", "seed", "foreground_weight",
+    "background_weight", "reconstruction_weight", "sigma", "blind_spot_cell", "blind_spot_radius", "scribble_bias",
+    "validation_fraction", "eval_every", "patience")
+#: The fields of how training runs (where, at what precision, compiled or replayed): a model trained
+#: with other values of these is the same model for reuse, e.g. after unticking "Use a GPU".
+EXECUTION_TRAINING_FIELDS = ("device", "mixed_precision", "compile_network", "cuda_graphs")
+
 
 @dataclass(frozen=True)
 class InstanceConfig:

@@ -10,44 +10,63 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from . import __version__
-from .config import (InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, from_dict, task_from_dict, to_dict)
+from .config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, to_dict
 from .devices import resolve_device
 from .instances import Objects, segment
-from .model_io import ModelFileError, read_model_file, read_model_metadata, write_model_file
+from .model_io import ModelFileError, ModelInfo, read_model_file, read_model_metadata, write_model_file
 from .network import ImPartialNet
 from .normalization import CLIP, HIGH_PERCENTILE, LOW_PERCENTILE, as_channels_first, normalize
 from .prediction import TaskMaps, predict_image
 from .training import ProgressCallback, train
 
 
-# Settings of how a training step is executed, not of what it learns (the CUDA-graph step's losses
-# equal the eager step's: benchmarks/results/gpu.md). Left out of the fingerprint, so that a model
-# saved before such a setting existed is still recognised and reused instead of trained again.
-NOT_IN_FINGERPRINT = frozenset({"cuda_graphs"})
+# What version 0.1 hashed for the settings of how training runs (EXECUTION_TRAINING_FIELDS), at
+# their defaults then. The fingerprint still hashes these constant values in their place, so the
+# fingerprint of a model trained with the defaults is the one version 0.1 computed.
+_EXECUTION_AS_HASHED = {"device": "auto", "mixed_precision": True, "compile_network": False}
+
+
+def _hashed_training_settings(config: TrainingConfig, execution: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The training settings a fingerprint covers: the learnt ones, plus ``execution`` (default:
+    the constant values above; a file of version 0.1 hashed its own)."""
+    return {**config.learnt_settings(), **(_EXECUTION_AS_HASHED if execution is None else execution)}
 
 
 def training_fingerprint(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], *configs: Any) -> str:
     """A SHA-256 over the training images, scribbles and settings: the identity of a training run.
 
     Equal fingerprints mean equal inputs; the weights are equal too when the iteration limit (not
-    the time budget, which depends on the machine's speed) ended training.
+    the time budget, which depends on the machine's speed) ended training. A TrainingConfig among
+    ``configs`` is hashed through ``_hashed_training_settings``: only what changes the learnt model.
     """
+    return _fingerprints(images, scribbles, configs, [None])[0]
+
+
+def _fingerprints(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], configs: Sequence[Any],
+                  executions: Sequence[Optional[Dict[str, Any]]]) -> List[str]:
+    """The fingerprint for each way of hashing the execution settings; the pixels are hashed once."""
     digest = hashlib.sha256()
     for array in list(images) + list(scribbles):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.shape}{array.dtype}".encode())
         digest.update(array.tobytes())
-    for config in configs:
-        data = to_dict(config) if hasattr(config, "__dataclass_fields__") else config
-        data = {k: v for k, v in data.items() if k not in NOT_IN_FINGERPRINT}
-        digest.update(json.dumps(data, sort_keys=True).encode())
-    return digest.hexdigest()
+    results = []
+    for execution in executions:
+        each = digest.copy()
+        for config in configs:
+            if isinstance(config, TrainingConfig):
+                data = _hashed_training_settings(config, execution)
+            else:
+                data = to_dict(config) if hasattr(config, "__dataclass_fields__") else config
+            each.update(json.dumps(data, sort_keys=True).encode())
+        results.append(each.hexdigest())
+    return results
 
 
 def _network_for_weights(network: NetworkConfig, tasks: Sequence[TaskSpec], state: Dict[str, torch.Tensor],
@@ -137,9 +156,26 @@ class ImPartialModel:
     ) -> str:
         """The fingerprint ``train`` would give a model of these inputs: the cache key of callers
         that want to reuse a model file instead of training again."""
+        return ImPartialModel.fingerprints_for(images, scribbles, tasks, network, config, start_from)[0]
+
+    @staticmethod
+    def fingerprints_for(
+        images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], tasks: Sequence[TaskSpec],
+        network: NetworkConfig, config: TrainingConfig, start_from: Optional["ImPartialModel"] = None,
+        saved_training: Optional[TrainingConfig] = None,
+    ) -> Tuple[str, ...]:
+        """Every fingerprint under which a saved model of these inputs is the same model.
+
+        The first is ``fingerprint_for``'s. With ``saved_training`` (the training settings a model
+        file records) a second hashes that file's own execution settings, as version 0.1 did: a
+        file it wrote with other execution settings (e.g. on the CPU only) is still recognised.
+        """
         channels_first = [as_channels_first(im) for im in images]
-        return training_fingerprint(channels_first, scribbles, network, config, {
-            "tasks": [to_dict(t) for t in tasks], "start_from": start_from.fingerprint if start_from else ""})
+        executions: List[Optional[Dict[str, Any]]] = [None]
+        if saved_training is not None:
+            executions.append({name: getattr(saved_training, name) for name in _EXECUTION_AS_HASHED})
+        extra = {"tasks": [to_dict(t) for t in tasks], "start_from": start_from.fingerprint if start_from else ""}
+        return tuple(_fingerprints(channels_first, scribbles, [network, config, extra], executions))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -221,18 +257,11 @@ class ImPartialModel:
     def load(cls, path: os.PathLike) -> "ImPartialModel":
         """Read a model file; refuses files that are corrupt or not ImPartial models."""
         state, meta = read_model_file(path)
-        try:
-            network = from_dict(NetworkConfig, meta["network"])
-            tasks = [task_from_dict(t) for t in meta["tasks"]]
-            training = from_dict(TrainingConfig, meta["training"]) if meta.get("training") else None
-            thresholds = {str(k): float(v) for k, v in meta.get("thresholds", {}).items()}
-            channel_names = tuple(str(name) for name in meta.get("channels", {}).get("names", []))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ModelFileError(f"{path}: its metadata is damaged or not understood ({error})") from error
-        return cls(_network_for_weights(network, tasks, state, path), thresholds, channel_names, training,
-                   meta.get("training_data_fingerprint", ""), meta.get("training_summary", {}))
+        info = ModelInfo.from_metadata(meta, path)
+        return cls(_network_for_weights(info.network, info.tasks, state, path), info.thresholds, info.channel_names,
+                   info.training, info.fingerprint, info.training_summary)
 
     @staticmethod
     def read_metadata(path: os.PathLike) -> Dict[str, Any]:
-        """Only the metadata (cheap check of a file before loading it: the weights are not read)."""
+        """Only the metadata as stored (the weights are not read); ``read_model_info`` gives it typed."""
         return read_model_metadata(path)

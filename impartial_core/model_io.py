@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from .config import NetworkConfig, TaskSpec, TrainingConfig, from_dict, task_from_dict
+from .problems import Problem
 
 FORMAT = "impartial-model"
 FORMAT_VERSION = 1
@@ -87,6 +91,116 @@ def read_model_file(path: os.PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[st
 def read_model_metadata(path: os.PathLike) -> Dict[str, Any]:
     """Read only the metadata of a model file (the weights stay on disk), with the same checks."""
     return _read(path, with_weights=False)[1]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about its model, read from its metadata (the weights stay on disk).
+
+    Attributes
+    ----------
+    path : the file read.
+    network : the network's shape (its ``n_channels`` is the number of input channels).
+    tasks : the segmentation tasks the model learnt.
+    channel_names : the names of the channels it was trained on, in order (may be empty).
+    thresholds : the probability threshold learnt per task.
+    training : the training settings (None in a model that was never trained).
+    fingerprint : the fingerprint of the training images, scribbles and settings ("" if untrained).
+    training_summary : iterations, time, losses and the like, as the training recorded them.
+    package_version : the version of the package that wrote the file ("" if not recorded).
+    """
+
+    path: str
+    network: NetworkConfig
+    tasks: Tuple[TaskSpec, ...]
+    channel_names: Tuple[str, ...] = ()
+    thresholds: Dict[str, float] = field(default_factory=dict)
+    training: Optional[TrainingConfig] = None
+    fingerprint: str = ""
+    training_summary: Dict[str, Any] = field(default_factory=dict)
+    package_version: str = ""
+
+    @classmethod
+    def from_metadata(cls, metadata: Dict[str, Any], path: os.PathLike) -> "ModelInfo":
+        """The typed form of a model file's metadata; a ModelFileError naming ``path`` if it is damaged."""
+        try:
+            network = from_dict(NetworkConfig, metadata["network"])
+            tasks = tuple(task_from_dict(t) for t in metadata["tasks"])
+            training = from_dict(TrainingConfig, metadata["training"]) if metadata.get("training") else None
+            thresholds = {str(k): float(v) for k, v in (metadata.get("thresholds") or {}).items()}
+            channels = metadata.get("channels") or {}
+            names = tuple(str(name) for name in channels.get("names") or ())
+            count = int(channels.get("count", network.n_channels))
+            summary = metadata.get("training_summary") or {}
+            if count != network.n_channels or not isinstance(summary, dict):
+                raise ValueError(f"{count} channel(s) recorded for a network of {network.n_channels}")
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ModelFileError(f"{path}: its metadata is damaged or not understood ({error})") from error
+        return cls(str(path), network, tasks, names, thresholds, training,
+                   str(metadata.get("training_data_fingerprint") or ""), summary,
+                   str(metadata.get("package_version") or ""))
+
+    @property
+    def n_channels(self) -> int:
+        return self.network.n_channels
+
+    @property
+    def task_names(self) -> Tuple[str, ...]:
+        return tuple(task.name for task in self.tasks)
+
+    @property
+    def nuclear_channel(self) -> Optional[int]:
+        """The channel (from 0) the nuclei task learnt from; None without a nuclei task."""
+        nuclei = [task for task in self.tasks if task.name == "nuclei"]
+        return nuclei[0].reconstructed_channels[0] if nuclei and nuclei[0].reconstructed_channels else None
+
+    def problems_with(self, channel_names: Sequence[str], task_names: Optional[Sequence[str]] = None,
+                      nuclear_channel: Optional[int] = None) -> List[Problem]:
+        """How the inputs of a run differ from what the model was trained on.
+
+        Parameters
+        ----------
+        channel_names : the channels the run gives, in order (names, or any placeholders: only
+            their number matters when the model recorded no names).
+        task_names : the tasks the run asks for; None to leave them unchecked.
+        nuclear_channel : the channel (from 0) the run says holds the nuclear stain; None to
+            leave it unchecked. Checked only with several channels.
+
+        Returns
+        -------
+        Problems whose field is ``"channels"`` (kind ``"count"``: ``value`` is the model's
+        number of channels; kind ``"order"``: ``value`` is the model's channel names),
+        ``"nuclear_channel"`` (``value``: the model's, from 0) or ``"tasks"`` (``value``: the
+        model's task names). Empty when the model fits.
+        """
+        given = list(channel_names)
+        names = list(self.channel_names)
+        listed = " (%s)" % ", ".join(names) if names else ""
+        if len(given) != self.n_channels:
+            return [Problem("channels", "count",
+                            f"the model file {self.path} was trained on {self.n_channels} channel(s){listed}, but "
+                            f"{len(given)} channel image(s) are given", self.n_channels)]
+        problems = []
+        if names and sorted(names) == sorted(given) and names != given:
+            problems.append(Problem("channels", "order",
+                                    f"the model file {self.path} was trained on the channels {', '.join(names)} in this "
+                                    f"order, but the channels given are {', '.join(given)}", tuple(names)))
+        learnt = self.nuclear_channel
+        if nuclear_channel is not None and len(given) > 1 and learnt is not None and learnt != nuclear_channel:
+            name = " (%s)" % names[learnt] if learnt < len(names) else ""
+            problems.append(Problem("nuclear_channel", "differs",
+                                    f"the model file {self.path} learnt nuclei from channel {learnt + 1}{name}, but "
+                                    f"channel {nuclear_channel + 1} is given as the nuclear stain", learnt))
+        if task_names is not None and sorted(task_names) != sorted(self.task_names):
+            problems.append(Problem("tasks", "differs",
+                                    f"the model file {self.path} segments {' + '.join(self.task_names)}, but "
+                                    f"{' + '.join(task_names)} is asked for", self.task_names))
+        return problems
+
+
+def read_model_info(path: os.PathLike) -> ModelInfo:
+    """The typed metadata of a model file (the weights are not read): a cheap check before loading."""
+    return ModelInfo.from_metadata(read_model_metadata(path), path)
 
 
 def _read(path: os.PathLike, with_weights: bool) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:

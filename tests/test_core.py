@@ -568,10 +568,10 @@ def test_validation_split_never_takes_a_class_away_from_training():
 
 def test_training_fingerprint_is_stable_across_versions_and_execution_settings():
     """A saved model is reused while its training fingerprint matches, so the fingerprint of the
-    same inputs must not change with a release that only adds a way of executing the step (here
-    ``cuda_graphs``): the value below is what version 0.1 (before that setting) computed. A change
-    of it makes every user's pipeline train its models again: add execution-only settings to
-    ``model.NOT_IN_FINGERPRINT`` instead, or accept that deliberately and update the value."""
+    same inputs must not change with a release that only adds a way of executing the step: the
+    value below is what version 0.1 computed. A change of it makes every user's pipeline train its
+    models again. Where, at what precision and how the step runs never changes it; a learnt
+    setting does."""
     from impartial_core.model import ImPartialModel
 
     image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64) % 17
@@ -580,5 +580,21 @@ def test_training_fingerprint_is_stable_across_versions_and_execution_settings()
     inputs = ([image], [scribbles], tasks_for("nuclei", 1), NetworkConfig(1, 16))
     fingerprint = ImPartialModel.fingerprint_for(*inputs, TrainingConfig())
     assert fingerprint == "56868f15d7c575367f2f327fde61312f7bf5ca39fc9e603505b0d518d91c5482"
-    assert ImPartialModel.fingerprint_for(*inputs, TrainingConfig(cuda_graphs=False)) == fingerprint
+    for execution in ({"cuda_graphs": False}, {"device": "cpu"}, {"mixed_precision": False},
+                      {"compile_network": True}):
+        assert ImPartialModel.fingerprint_for(*inputs, TrainingConfig(**execution)) == fingerprint, execution
     assert ImPartialModel.fingerprint_for(*inputs, TrainingConfig(seed=1)) != fingerprint
+    # a file that version 0.1 wrote after training on the CPU only hashed device "cpu": still recognised
+    cpu_only = ImPartialModel.fingerprints_for(*inputs, TrainingConfig(), saved_training=TrainingConfig(device="cpu"))
+    assert cpu_only[0] == fingerprint and cpu_only[1] != fingerprint
+
+
+def test_every_training_setting_is_either_learnt_or_how_training_runs():
+    """The fingerprint covers an allow-list: a new TrainingConfig field must be placed in one list."""
+    import dataclasses
+
+    from impartial_core.config import EXECUTION_TRAINING_FIELDS, LEARNT_TRAINING_FIELDS
+
+    names = [field.name for field in dataclasses.fields(TrainingConfig)]
+    assert sorted(LEARNT_TRAINING_FIELDS + EXECUTION_TRAINING_FIELDS) == sorted(names)
+    assert not set(LEARNT_TRAINING_FIELDS) & set(EXECUTION_TRAINING_FIELDS)
