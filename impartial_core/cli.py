@@ -104,12 +104,10 @@ def _output_stems(inputs: Sequence[str], parts: Sequence[str], out_dir: Path, ov
     return stems
 
 
-def _check_model_destination(path: Path, overwrite: bool) -> None:
+def _check_model_destination(path: Path) -> None:
     """Refuse a model path that could not be saved to, before minutes of training are spent."""
     if path.is_dir():
         raise CliError(f"--model {path} is a folder; give a file name such as {path / 'model.safetensors'}")
-    if path.exists() and not overwrite:
-        raise CliError(f"the model file {path} already exists; use --overwrite to replace it")
     folder = path.parent
     if not folder.is_dir():
         raise CliError(f"cannot save the model {path}: the folder {folder} does not exist (or is not a folder)")
@@ -142,15 +140,17 @@ def _progress_bar(stream=sys.stderr):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .model import ImPartialModel
+    from .model_store import ModelStore, TrainingRequest
+    from .problems import InputError
     from .scribbles import remap_scribbles, validate_scribbles
+    from .scribbles.values import missing_classes
 
     if len(args.image) != len(args.scribbles):
         raise CliError(f"give one --scribbles per --image: got {len(args.image)} image(s) and {len(args.scribbles)} scribble file(s)")
     model_path = Path(args.model)
     if model_path.resolve() in {Path(p).resolve() for p in args.image + args.scribbles}:
         raise CliError(f"--model {model_path} is one of the training images or scribbles; give a new file name")
-    # model.save refuses too; checking first spares minutes of training that could not be saved.
-    _check_model_destination(model_path, args.overwrite)
+    _check_model_destination(model_path)
     images = [as_channels_first(read_image(p), source=str(p)) for p in args.image]
     for path, image in zip(args.image, images):
         if image.shape[0] != images[0].shape[0]:
@@ -164,46 +164,54 @@ def cmd_train(args: argparse.Namespace) -> int:
             raw = remap_scribbles(raw, mapping, source=str(path))
         scribbles.append(validate_scribbles(raw, image.shape[1:], source=str(path)))
     n_channels = images[0].shape[0]
-    start_from = ImPartialModel.load(args.fine_tune) if args.fine_tune else None
+    store = ModelStore(max_models=1, logger=log)
+    start_from = store.load(args.fine_tune) if args.fine_tune else None
     if start_from is not None:
         start_from.check_compatible(n_channels, source=f"--fine-tune {args.fine_tune}")
     nuclear_channel = args.nuclear_channel
     if nuclear_channel is None:  # a fine-tuned model keeps the nuclear channel it was trained with
-        base_nuclei = [t for t in start_from.tasks if t.name == "nuclei"] if start_from else []
-        nuclear_channel = base_nuclei[0].reconstructed_channels[0] if base_nuclei else 0
+        learnt = store.info(args.fine_tune).nuclear_channel if start_from else None
+        nuclear_channel = learnt if learnt is not None else 0
     tasks = tasks_for(args.task, n_channels, nuclear_channel)
+    problems = missing_classes(scribbles, tasks)
+    if problems:
+        option = "--scribbles" + (" and --remap" if mapping else "")
+        raise CliError(f"{option}: {InputError(problems)}")
+    network = start_from.net.network if start_from else NetworkConfig(n_channels, args.width)
     config = TrainingConfig(time_budget_s=args.time_budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
-    model = ImPartialModel.train(images, scribbles, tasks, NetworkConfig(n_channels, args.width), config,
-                                 channel_names=args.channel_names or (), progress=None if args.quiet else _progress_bar(),
-                                 start_from=start_from)
+    request = TrainingRequest(images, scribbles, tasks, network, config, start_from, tuple(args.channel_names or ()))
+    if model_path.exists() and store.holds(model_path, request):
+        print(f"{model_path} already holds a model trained on these images, scribbles and settings: not training "
+              f"(delete it, or give another --model, to train again)")
+        return 0
+    if model_path.exists() and not args.overwrite:
+        raise CliError(f"the model file {model_path} already exists and holds another model; use --overwrite to "
+                       f"replace it (it is kept as a dated backup)")
+
+    def train(request: TrainingRequest) -> ImPartialModel:
+        return ImPartialModel.train(request.images, request.scribbles, request.tasks, request.network, request.training,
+                                    channel_names=request.channel_names, start_from=request.start_from,
+                                    progress=None if args.quiet else _progress_bar())
+
+    stored = store.train_or_reuse(model_path, request, train)
+    model = stored.model
     if not args.quiet:
         sys.stderr.write("\n")
-    model.save(model_path, overwrite=args.overwrite)
     s = model.training_summary
+    kept = f" (the model it held is kept as {stored.backup})" if stored.backup else ""
     print(f"trained {'+'.join(model.task_names)} in {s['elapsed_s']:.0f} s ({s['iterations']} iterations, "
-          f"stopped: {s['stopped_because']}); thresholds {model.thresholds}; saved {model_path}")
+          f"stopped: {s['stopped_because']}); thresholds {model.thresholds}; saved {model_path}{kept}")
     return 0
-
-
-def _object_names(task_names: Sequence[str]) -> List[str]:
-    """The object sets ``segment`` makes for these tasks (cytoplasm needs nuclei and cells)."""
-    names = [name for name in ("nuclei", "cells") if name in task_names]
-    return names + ["cytoplasm"] if len(names) == 2 else names
-
-
-def _instance_config(args: argparse.Namespace) -> InstanceConfig:
-    """How ``predict`` makes objects; --min-size applies to nuclei and cells alike."""
-    return InstanceConfig(threshold=args.threshold, min_size=args.min_size, cell_min_size=args.min_size,
-                          split_touching=not args.no_split, exclude_border=args.exclude_border)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .model import ImPartialModel
+    from .object_sets import MAP_KINDS, instance_config, object_sets
 
     model = ImPartialModel.load(args.model)
     out_dir = Path(args.out_dir)
-    object_names = _object_names(model.task_names)
-    map_names = [f"{task}_{kind}" for task in model.task_names for kind in ("probability", "uncertainty")]
+    object_names = [objects.name for objects in object_sets(model.task_names)]
+    map_names = [f"{task}_{kind}" for task in model.task_names for kind in MAP_KINDS]
     stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     # Every image is checked (from its header) before any output is written: a wrong image late
     # in a list must not leave a half-written output folder behind.
@@ -216,7 +224,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise CliError(f"{path}: {error}") from error
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = _instance_config(args)
+    config = instance_config(args.threshold, args.min_size, split_touching=not args.no_split,
+                             exclude_border=args.exclude_border)
     for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
         maps = model.predict(image, flips=args.flips, device=args.device)
@@ -360,7 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--fine-tune", metavar="MODEL", help="start from this model and continue with the given scribbles")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model file that holds another model; the replaced file is kept beside it as "
+                        "MODEL.<date-time>.bak.safetensors (a file holding a model of the same images, scribbles and "
+                        "settings is reused, with or without this option, and nothing is trained)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

@@ -350,3 +350,39 @@ def test_evaluate_json_is_strict_json(tmp_path, capsys):
     status, out, _ = _run(capsys, "evaluate", "--pred", tmp_path / "l.tif", "--truth", tmp_path / "l.tif", "--json")
     summary = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
     assert status == 0 and summary["pixel_f1"] is None and summary["f1_iou50"] == 1.0
+
+
+# ---------------------------------------------------------------- train: the model file
+def test_train_reuses_the_same_model_and_keeps_a_backup_of_another(tmp_path, capsys):
+    """The model store's policy, as in the CellProfiler module: a file that holds a model of the
+    same images, scribbles and learnt settings is reused (another device does not count); one that
+    holds another model is refused without --overwrite, and kept as a dated backup with it."""
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    model = tmp_path / "m.safetensors"
+    command = ["train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif", "--model", model,
+               "--iterations", "2", "--width", "4", "--quiet"]
+    status, out, err = _run(capsys, *command)
+    assert status == 0 and "saved" in out, err
+    first = model.read_bytes()
+    status, out, err = _run(capsys, *command, "--device", "cpu")
+    assert status == 0 and "not training" in out, err
+    assert model.read_bytes() == first
+    status, out, err = _run(capsys, *command, "--seed", "1")
+    assert status == 2 and "--overwrite" in err and model.read_bytes() == first
+    status, out, err = _run(capsys, *command, "--seed", "1", "--overwrite")
+    assert status == 0, err
+    backups = list(tmp_path.glob("m.*.bak.safetensors"))
+    assert len(backups) == 1 and backups[0].read_bytes() == first and str(backups[0]) in out
+    assert model.read_bytes() != first
+
+
+def test_train_names_the_scribble_class_that_is_missing(tmp_path, capsys, no_training):
+    image, _, scribbles = blobs(seed=0, size=32, n=3)
+    scribbles[scribbles == 2] = 0
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif",
+                          "--model", tmp_path / "m.safetensors")
+    assert status == 2 and "--scribbles" in err and "no foreground scribbles for the nuclei" in err

@@ -1,0 +1,226 @@
+"""The model store: where trained models are kept, reused and replaced, for every front end.
+
+One policy for the CellProfiler module and the command line alike:
+
+- **Reuse by fingerprint.** A training run is identified by the fingerprint of its images,
+  scribbles and learnt settings (``ImPartialModel.fingerprints_for``). When the destination file
+  already holds a model of that fingerprint it is loaded instead of training again; a model
+  trained earlier in the same process is reused from memory.
+- **Dated backups.** A file that holds a *different* model is never silently replaced: it is
+  copied to ``<name>.<YYYYmmdd-HHMMSS>.bak.safetensors`` beside it first.
+- **Atomic writes.** Files are written by ``model_io.write_model_file``: a crash never leaves half
+  a model, and the earlier file stays whole until the new one is complete.
+
+Models in memory are kept in a bounded, thread-safe least-recently-used cache, owned by the
+:class:`ModelStore` object (one per CellProfiler module class, one per command).
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Hashable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .config import NetworkConfig, TaskSpec, TrainingConfig
+from .model import ImPartialModel
+from .model_io import ModelFileError, ModelInfo, read_model_info
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".safetensors"
+
+
+def backup_path(path: os.PathLike, when: Optional[datetime.datetime] = None) -> Path:
+    """A free name for a dated backup of ``path``: ``<stem>.<YYYYmmdd-HHMMSS>[-N].bak.safetensors``."""
+    path = Path(path)
+    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
+    stamp = (when or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{stem}.{stamp}.bak{SUFFIX}")
+    number = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{stem}.{stamp}-{number}.bak{SUFFIX}")
+        number += 1
+    return candidate
+
+
+def _file_stamp(path: os.PathLike) -> Tuple[str, int, int]:
+    """What identifies a file's content for the caches: its absolute path, modification time and size."""
+    stat = os.stat(path)
+    return (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+class _Bounded:
+    """A thread-safe mapping that keeps the ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a cache needs room for at least one entry, got {size}")
+        self.size = size
+        self._entries: "OrderedDict[Hashable, Any]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything that decides a trained model: the inputs of ``ImPartialModel.train``.
+
+    ``images`` are raw (H, W) or (C, H, W) arrays; ``scribbles`` uint8 images in the scribble
+    convention; ``start_from`` a model to fine-tune (its network shape is then used).
+    """
+
+    images: Sequence[np.ndarray]
+    scribbles: Sequence[np.ndarray]
+    tasks: Sequence[TaskSpec]
+    network: NetworkConfig
+    training: TrainingConfig
+    start_from: Optional[ImPartialModel] = None
+    channel_names: Sequence[str] = ()
+
+    def fingerprints(self, saved: Optional[ModelInfo] = None) -> Tuple[str, ...]:
+        """The fingerprint a model of this request gets, then any other under which ``saved`` (a
+        model file's information) is the same model (see ``ImPartialModel.fingerprints_for``)."""
+        return ImPartialModel.fingerprints_for(self.images, self.scribbles, self.tasks, self.network, self.training,
+                                               self.start_from, saved.training if saved is not None else None)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A model the store gave, where it came from (``"memory"``, ``"file"`` or ``"trained"``) and
+    the dated backup of the different model it replaced, if any."""
+
+    model: ImPartialModel
+    source: str
+    backup: Optional[Path] = None
+
+
+class ModelStore:
+    """Model files and the models kept in memory: load, reuse by fingerprint, save with backups.
+
+    Parameters
+    ----------
+    max_models : how many models to keep in memory (trained ones by fingerprint, loaded ones by
+        file); the least recently used goes first.
+    logger : where to say what was reused, loaded, trained, saved or backed up (default: this
+        module's logger); a front end may pass its own (e.g. one that prefixes its name).
+    """
+
+    def __init__(self, max_models: int = 4, logger: Optional[Union[logging.Logger, logging.LoggerAdapter]] = None) -> None:
+        self._models = _Bounded(max_models)
+        self._infos = _Bounded(64)
+        self.log = logger or log
+
+    def clear(self) -> None:
+        """Forget every model and file kept in memory (the files stay)."""
+        self._models.clear()
+        self._infos.clear()
+
+    # ------------------------------------------------------------------ reading
+    def info(self, path: os.PathLike) -> ModelInfo:
+        """A model file's information, read once per version of the file (a GUI checks it on every edit)."""
+        try:
+            key = _file_stamp(path)
+        except OSError as error:
+            raise ModelFileError(f"the model file {path} does not exist or cannot be read ({error.strerror})") from error
+        info = self._infos.get(key)
+        if info is None:
+            info = read_model_info(path)
+            self._infos.put(key, info)
+        return info
+
+    def load(self, path: os.PathLike) -> ImPartialModel:
+        """The model of a file, read once per version of the file."""
+        try:
+            key = ("file",) + _file_stamp(path)
+        except OSError as error:
+            raise ModelFileError(f"the model file {path} does not exist or cannot be read ({error.strerror})") from error
+        model = self._models.get(key)
+        if model is None:
+            model = ImPartialModel.load(path)
+            self.log.info("loaded the model %s", path)
+            self._models.put(key, model)
+        return model
+
+    def holds(self, path: os.PathLike, request: TrainingRequest) -> bool:
+        """Whether ``path`` holds a model of this request (an unreadable file holds none)."""
+        try:
+            saved = self.info(path)
+        except ModelFileError:
+            return False
+        return bool(saved.fingerprint) and saved.fingerprint in request.fingerprints(saved)
+
+    # ------------------------------------------------------------------ training and writing
+    def train_or_reuse(self, path: os.PathLike, request: TrainingRequest,
+                       train: Optional[Callable[[TrainingRequest], ImPartialModel]] = None) -> "Stored":
+        """The model of ``request``, saved at ``path``: reused from memory or the file when they hold
+        it, trained (by ``train``, default ``ImPartialModel.train``) and saved otherwise.
+
+        A different model at ``path`` is kept as a dated backup before the new one replaces it.
+        """
+        fingerprint = request.fingerprints()[0]
+        key = ("trained", fingerprint)
+        model = self._models.get(key)
+        if os.path.isfile(path) and self.holds(path, request):
+            if model is not None:
+                self.log.info("using the model trained earlier in this session (%s)", fingerprint[:12])
+                return Stored(model, "memory")
+            model = self.load(path)
+            self.log.info("%s holds a model trained on these images, scribbles and settings: not training", path)
+            self._models.put(key, model)
+            return Stored(model, "file")
+        source = "memory"
+        if model is None:
+            model = (train or _train)(request)
+            self._models.put(key, model)
+            source = "trained"
+        return Stored(model, source, self.save(model, path))
+
+    def save(self, model: ImPartialModel, path: os.PathLike) -> Optional[Path]:
+        """Write ``model`` to ``path`` atomically; a file already there is first copied to a dated
+        backup, whose path is returned (None when there was no file)."""
+        path = Path(path)
+        backup = None
+        if path.exists():
+            backup = backup_path(path)
+            try:
+                shutil.copy2(path, backup)
+            except OSError as error:
+                raise ModelFileError(f"cannot keep a backup of {path} as {backup} ({error.strerror}); the file is "
+                                     f"unchanged and the new model was not saved") from error
+            self.log.warning("%s held a model trained on other data or settings; kept it as %s and replaced it with the "
+                        "new model", path, backup)
+        model.save(path, overwrite=backup is not None)
+        self.log.info("saved the model to %s", path)
+        return backup
+
+
+def _train(request: TrainingRequest) -> ImPartialModel:
+    return ImPartialModel.train(request.images, request.scribbles, request.tasks, request.network, request.training,
+                                channel_names=request.channel_names, start_from=request.start_from)
