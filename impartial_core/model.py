@@ -230,6 +230,11 @@ class ImPartialModel:
                 raise RuntimeError("the GPU ran out of memory even with 128-pixel tiles; set the device to CPU")
             return self.predict(image, flips, reconstruct, tile // 2, device)
 
+    def threshold(self, task: str, config: InstanceConfig = InstanceConfig()) -> float:
+        """The probability threshold ``segment`` applies to a task's map: the configured one, else the
+        one learnt at training (0.5 for a model that learnt none)."""
+        return float(config.threshold) if config.threshold is not None else float(self.thresholds.get(task, 0.5))
+
     def segment(self, maps: Dict[str, TaskMaps], config: InstanceConfig = InstanceConfig()) -> Objects:
         """Objects (nuclei, cells, cytoplasm) from this model's probability maps."""
         return segment({k: m.foreground_probability for k, m in maps.items()}, self.thresholds, config)

@@ -8,7 +8,9 @@ image set. Data: two 128x128 crops of the MIBI dsDNA image 0 with the paper's n2
 Run:  .venv/bin/python -m pytest tests/test_plugin.py
       .venv-cp42/bin/python -m pytest tests/test_plugin.py
 """
+import contextlib
 import io
+import logging
 import os
 import sys
 
@@ -56,8 +58,44 @@ def data():
 
 
 def plugin_module():
-    """The Python module CellProfiler imported the plugin from (for its caches and counters)."""
+    """The Python module CellProfiler imported the plugin from (for its constants)."""
     return sys.modules[type(instantiate_module("ImPartial")).__module__]
+
+
+def new_session():
+    """What a new CellProfiler session starts with: no model in memory, only the files."""
+    type(instantiate_module("ImPartial")).model_store().clear()
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def module_log():
+    """The module's log lines (logger ``impartial``) while the block runs, as a list of messages."""
+    logger, handler = logging.getLogger("impartial"), _Lines()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def trainings(lines):
+    return sum(line.startswith("ImPartial: training on") for line in lines)
+
+
+def loads(lines):
+    return sum(line.startswith("ImPartial: loaded the model") for line in lines)
 
 
 def make_module(folder, **settings):
@@ -132,15 +170,14 @@ def mean_matched_iou(pred, truth):
 def nuclei_run(tmp_path_factory, data):
     images, scribbles, labels = data
     folder = tmp_path_factory.mktemp("model")
-    plugin = plugin_module()
-    plugin._MODEL_CACHE.clear()
-    trainings = plugin.ImPartial.trainings
+    new_session()
     module = make_module(folder)
     pipeline = make_pipeline(module, {"DNA": images}, scribbles)
     module.validate_module(pipeline)
-    measurements, object_sets = run_pipeline(pipeline, len(images))
+    with module_log() as lines:
+        measurements, object_sets = run_pipeline(pipeline, len(images))
     return dict(folder=folder, module=module, pipeline=pipeline, measurements=measurements, object_sets=object_sets,
-                trained=plugin.ImPartial.trainings - trainings)
+                trained=trainings(lines))
 
 
 # ---------------------------------------------------------------------------- nuclei
@@ -163,18 +200,20 @@ def test_model_file_written_and_cached(nuclei_run, data):
     images, scribbles, _ = data
     path = nuclei_run["folder"] / "impartial_model.safetensors"
     assert path.is_file()
-    plugin = plugin_module()
-    plugin._MODEL_CACHE.clear()  # a new CellProfiler session: only the file remains
-    trainings, loads = plugin.ImPartial.trainings, plugin.ImPartial.loads
-    module = make_module(nuclei_run["folder"])
-    measurements, object_sets = run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), len(images))
-    assert plugin.ImPartial.trainings == trainings, "the same data and settings must not retrain"
-    assert plugin.ImPartial.loads == loads + 1
+    stamp = path.stat().st_mtime_ns
+    new_session()
+    # unticking "Use a GPU" changes how training runs, not what it learns: no retraining either
+    module = make_module(nuclei_run["folder"], use_gpu=True)
+    with module_log() as lines:
+        measurements, object_sets = run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), len(images))
+    assert trainings(lines) == 0, "the same data and settings must not retrain"
+    assert loads(lines) == 1 and path.stat().st_mtime_ns == stamp
     first = nuclei_run["object_sets"][0].get_objects("Nuclei").segmented
     np.testing.assert_array_equal(object_sets[0].get_objects("Nuclei").segmented, first)
     # and in memory: a third run neither trains nor reads the file
-    run_pipeline(make_pipeline(make_module(nuclei_run["folder"]), {"DNA": images}, scribbles), len(images))
-    assert (plugin.ImPartial.trainings, plugin.ImPartial.loads) == (trainings, loads + 1)
+    with module_log() as lines:
+        run_pipeline(make_pipeline(make_module(nuclei_run["folder"]), {"DNA": images}, scribbles), len(images))
+    assert (trainings(lines), loads(lines)) == (0, 0) and path.stat().st_mtime_ns == stamp
 
 
 def test_other_settings_keep_a_backup(nuclei_run, data, tmp_path):
@@ -182,11 +221,10 @@ def test_other_settings_keep_a_backup(nuclei_run, data, tmp_path):
     import shutil
 
     shutil.copy2(nuclei_run["folder"] / "impartial_model.safetensors", tmp_path / "impartial_model.safetensors")
-    plugin = plugin_module()
-    trainings = plugin.ImPartial.trainings
     module = make_module(tmp_path, seed=1, max_iterations=5)
-    run_pipeline(make_pipeline(module, {"DNA": images[:1]}, scribbles[:1]), 1)
-    assert plugin.ImPartial.trainings == trainings + 1
+    with module_log() as lines:
+        run_pipeline(make_pipeline(module, {"DNA": images[:1]}, scribbles[:1]), 1)
+    assert trainings(lines) == 1
     backups = list(tmp_path.glob("impartial_model.*.bak.safetensors"))
     assert len(backups) == 1
     assert (tmp_path / "impartial_model.safetensors").read_bytes() != backups[0].read_bytes()
@@ -350,30 +388,28 @@ def test_saved_model_missing_file_names_setting(tmp_path):
 
 def test_use_saved_model(nuclei_run, data):
     images, _, labels = data
-    plugin = plugin_module()
-    trainings = plugin.ImPartial.trainings
     module = make_module(nuclei_run["folder"], model_mode="Use a saved model")
     pipeline = make_pipeline(module, {"DNA": images})
     module.validate_module(pipeline)
     assert not module.is_aggregation_module()
-    _, object_sets = run_pipeline(pipeline, len(images))
-    assert plugin.ImPartial.trainings == trainings
+    with module_log() as lines:
+        _, object_sets = run_pipeline(pipeline, len(images))
+    assert trainings(lines) == 0
     first = nuclei_run["object_sets"][0].get_objects("Nuclei").segmented
     np.testing.assert_array_equal(object_sets[0].get_objects("Nuclei").segmented, first)
 
 
 def test_cluster_job_never_trains(tmp_path, data, monkeypatch, nuclei_run):
     images, scribbles, _ = data
-    plugin = plugin_module()
-    trainings = plugin.ImPartial.trainings
     monkeypatch.setattr(sys, "argv", ["cellprofiler", "-c", "-r", "-p", "x.cppipe", "-f", "1", "-l", "2"])
     module = make_module(tmp_path)
-    with pytest.raises(ValueError, match="does not exist.*never train"):
-        run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), len(images))
-    # with the model file in place the job loads it, whatever its fingerprint (it sees only a slice)
-    module = make_module(nuclei_run["folder"], seed=3)
-    run_pipeline(make_pipeline(module, {"DNA": images[:1]}, scribbles[:1]), 1)
-    assert plugin.ImPartial.trainings == trainings
+    with module_log() as lines:
+        with pytest.raises(ValueError, match="does not exist.*never train"):
+            run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), len(images))
+        # with the model file in place the job loads it, whatever its fingerprint (it sees only a slice)
+        module = make_module(nuclei_run["folder"], seed=3)
+        run_pipeline(make_pipeline(module, {"DNA": images[:1]}, scribbles[:1]), 1)
+    assert trainings(lines) == 0
 
 
 def test_no_scribbles_and_wrong_size_name_the_setting(tmp_path, data):
@@ -439,18 +475,25 @@ def test_help_text():
     (["-c", "-r", "-p", "x.cppipe", "--file-list", "files.txt", "-L", "INFO"], False),
 ])
 def test_cluster_job_switches_in_every_spelling(monkeypatch, argv, cluster):
-    plugin = plugin_module()
+    from impartial_cellprofiler.groups import running_as_cluster_job
+
     monkeypatch.setattr(sys, "argv", ["cellprofiler"] + argv)
-    assert plugin.running_as_cluster_job(Pipeline()) is cluster
+    assert running_as_cluster_job(Pipeline()) is cluster
 
 
 def test_group_model_file_names(tmp_path):
-    plugin = plugin_module()
+    from impartial_cellprofiler.groups import group_suffix
+
     module = make_module(tmp_path)
     assert module.output_model_path({}) == str(tmp_path / "impartial_model.safetensors")
-    path = module.output_model_path({"Metadata_Plate": "P 1/2", "Metadata_Batch": "b3"})
+    grouping = {"Metadata_Plate": "P 1/2", "Metadata_Batch": "b3"}
+    path = module.output_model_path(grouping)
     assert path == str(tmp_path / "impartial_model_Batch-b3_Plate-P-1-2.safetensors")
-    assert plugin._group_suffix(None) == ""
+    assert module.applied_model_path(grouping) == path  # what a cluster job of the group loads
+    assert group_suffix(None) == ""
+    # a saved model is the file the settings name, for every group: prepare_group and run load the same
+    module.model_mode.value = "Use a saved model"
+    assert module.applied_model_path(grouping) == module.model_path() == str(tmp_path / "impartial_model.safetensors")
 
 
 def test_settings_apply_to_the_objects_made(tmp_path):
@@ -461,9 +504,9 @@ def test_settings_apply_to_the_objects_made(tmp_path):
     _, _, instance = module.get_configs(1)
     assert instance.cell_min_size == 55 and instance.split_touching is False
     nuclei_only = make_module(tmp_path)
-    assert nuclei_only.scribble_values() == {1: 1, 2: 2, 3: 3}
+    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 3: 3}
     nuclei_only.cytoplasm_value.value = 1  # hidden; must not take the background value over
-    assert nuclei_only.scribble_values() == {1: 1, 2: 2}
+    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2}
 
 
 def test_hidden_nuclear_channel_is_not_validated(tmp_path):
@@ -526,17 +569,17 @@ def test_model_sub_folder_made_before_training(tmp_path):
 
 def test_unscribbled_image_sets_kept_only_up_to_the_cap(tmp_path, data, caplog):
     images, scribbles, _ = data
+    from impartial_cellprofiler.image_sets import MAX_UNSCRIBBLED_IMAGE_SETS
     from impartial_core.model import ImPartialModel
 
-    plugin = plugin_module()
-    n = plugin.MAX_UNSCRIBBLED_IMAGE_SETS + 3
+    n = MAX_UNSCRIBBLED_IMAGE_SETS + 3
     channels = [images[0]] + [images[i % 2] + i for i in range(n)]
     marks = [scribbles[0]] + [np.zeros_like(scribbles[0])] * n
     module = make_module(tmp_path, max_iterations=2)
     with caplog.at_level("INFO"):
         run_pipeline(make_pipeline(module, {"DNA": channels}, marks), n + 1)
     summary = ImPartialModel.read_metadata(str(tmp_path / "impartial_model.safetensors"))["training_summary"]
-    assert summary["n_images"] == 1 + plugin.MAX_UNSCRIBBLED_IMAGE_SETS
+    assert summary["n_images"] == 1 + MAX_UNSCRIBBLED_IMAGE_SETS
     assert "3 of the group's %d image sets have no scribbles" % (n + 1) in caplog.text
 
 
@@ -551,12 +594,11 @@ def test_runs_without_the_gui_check_the_settings_first(tmp_path, data, settings,
     """CellProfiler checks a module's settings only in the GUI: headless runs and batch jobs must
     stop with the same message, naming the setting, before any training."""
     images, scribbles, _ = data
-    plugin = plugin_module()
-    trainings = plugin.ImPartial.trainings
     module = make_module(tmp_path, **settings)
-    with pytest.raises(ValueError, match='setting "%s":.*%s' % (setting_text, message)):
-        run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
-    assert plugin.ImPartial.trainings == trainings and not (tmp_path / "impartial_model.safetensors").exists()
+    with module_log() as lines:
+        with pytest.raises(ValueError, match='setting "%s":.*%s' % (setting_text, message)):
+            run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
+    assert trainings(lines) == 0 and not (tmp_path / "impartial_model.safetensors").exists()
 
 
 def test_a_channel_selected_twice_stops_a_run(tmp_path, data):

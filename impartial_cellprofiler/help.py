@@ -1,0 +1,264 @@
+"""The help of the ImPartial module, as CellProfiler shows it (reStructuredText, like its own modules)."""
+
+MODULE_HELP = """
+ImPartial
+=========
+
+**ImPartial** segments nuclei, or nuclei with their whole cells and cytoplasm, after learning
+from a few **scribbles**: strokes that mark some background, some nuclei and (for cells) some
+cytoplasm. It trains a small neural network inside the pipeline on the scribbled image sets of a
+group (and up to 8 unscribbled ones: it also learns from unscribbled pixels by a self-supervised
+loss), saves it as a model file, and applies it to every image set.
+
+|
+
+============ ============ ===============
+Supports 2D? Supports 3D? Respects masks?
+============ ============ ===============
+YES          NO           NO
+============ ============ ===============
+
+What do I need as input?
+^^^^^^^^^^^^^^^^^^^^^^^^
+
+-  One or more grey-level **channel images** of the same size (e.g. a DNA stain, and for cells
+   a membrane or cytoplasm marker). Mark which channel is the nuclear stain.
+-  A **scribble image** of the same size for each image set, loaded in *NamesAndTypes* as a
+   grey-level image: 0 = not annotated, and one value each for background, nucleus and
+   cytoplasm (1, 2 and 3 by default; set other values in the module). Draw scribbles in any
+   paint program or Fiji (a label image saved as TIFF or PNG). Image sets whose scribble image
+   is all 0 are still segmented and still help training. Scribbles must mark at least some
+   background and some nuclei (and some cytoplasm to train cells) somewhere in the group.
+
+What do I get as output?
+^^^^^^^^^^^^^^^^^^^^^^^^
+
+-  *Nuclei*: nuclei objects (touching nuclei split unless switched off).
+-  *Cells* and *Cytoplasm* (with "Nuclei, cells and cytoplasm"): each cell grown from its
+   nucleus, and its cytoplasm (cell minus nucleus). Nucleus *n*, cell *n* and cytoplasm *n*
+   have the same object number, as with IdentifySecondaryObjects and IdentifyTertiaryObjects, and
+   the parent/child relationships are recorded (Cells are children of Nuclei; Cytoplasm is a
+   child of both).
+-  *Cells* only (with "Cells only"): whole cells split by the cell probability alone.
+-  Optionally, the foreground probability and uncertainty maps as images (to save with
+   *SaveImages*, or to threshold yourself).
+-  The model file (safetensors weights + JSON metadata, never pickled), reusable with "Use a
+   saved model" here or with the ``impartial`` command line.
+
+Measurements made by this module
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+**Image measurements:**
+
+-  *Count*: the number of objects of each object set.
+-  *ImPartial_Threshold_<objects>*: the probability threshold used for the nuclei (and cells).
+-  *ImPartial_ModelFingerprint*: the training-data fingerprint of the model applied.
+
+**Object measurements** (for each object set):
+
+-  *Location_Center_X*, *Location_Center_Y*, *Number_Object_Number*.
+-  *ImPartial_MeanForegroundProbability*: mean foreground probability over the object (low
+   values mark doubtful objects).
+-  *ImPartial_MeanUncertainty*: mean uncertainty (binary entropy of the probability) over
+   the object: where to scribble next.
+-  *Parent_Nuclei* (Cells, Cytoplasm), *Parent_Cells* (Cytoplasm), *Children_Cells_Count*
+   (Nuclei) and *Children_Cytoplasm_Count* (Nuclei, Cells).
+
+Technical notes
+^^^^^^^^^^^^^^^
+
+**Training and the model file.** With "Train in this pipeline" the module is an aggregation
+module, like CorrectIlluminationCalculate with "All: First cycle": before the first cycle of each
+group it runs the modules above it over every image set of the group, collects the channels and
+scribbles of the scribbled image sets (and of at most 8 others, so a plate of thousands of image
+sets does not have to fit in memory), and trains. The model is cached by a fingerprint of the
+images, scribbles and the settings that change what is learnt (not "Use a GPU", which changes
+only where training runs): when the model file already holds a model of the same fingerprint it
+is loaded instead (so Test mode, stepping through image sets and re-running the pipeline never
+retrain), and the last few models of this CellProfiler session are kept in memory. When the model
+file holds a *different* model (other images, scribbles or settings), it is never silently
+replaced: it is kept as ``<name>.<date-time>.bak.safetensors`` next to it (the log says so) and
+the new model is written in its place. The ``impartial train`` command line does the same with
+``--overwrite``. Files are written atomically: a crash never leaves half a model.
+With several groups (the Groups module), each group trains its own model and saves it under the
+file name plus the group's metadata, e.g. ``impartial_model_Plate-P1.safetensors`` for plate P1;
+cluster jobs load their own group's file.
+
+**Fine-tuning.** "Fine-tune a saved model with these scribbles" starts from the saved model and
+trains it further on this group's images and scribbles; the result goes to its own file (default
+``impartial_model_finetuned.safetensors``), the starting model is not modified.
+
+**Cluster / batch processing.** Cluster jobs never train. A process knows it is a cluster job when
+its pipeline was loaded from a *Batch_data.h5* (CreateBatchFiles; the pipeline is in batch
+mode) or when its command line selects part of the image sets (``-f``/``-l`` or ``-g``). It
+then loads the model file (for "Fine-tune", the fine-tuned file) and a missing file is an error
+naming the setting. The workflow: (1) run the pipeline once on your workstation (or step through
+Test mode) so the model is trained and saved; (2) add CreateBatchFiles, map the model folder's
+local path to the cluster's path (the model folder is remapped like other folders); (3) submit
+the jobs. Or choose "Use a saved model" for the cluster pipeline.
+
+**Training time.** Training stops at the time budget (default 180 s, chosen for CPUs) or at the
+maximum number of iterations, whichever comes first, and keeps the weights that did best on
+held-aside scribbled pixels. A GPU is used when available and allowed. Headless runs log the
+iteration, loss and estimated time left about every 10 seconds (logger name ``impartial``); the
+GUI shows a progress dialog during Test mode training.
+
+**Inputs.** Channels are normalised per image (percentiles 1 and 99.8, values beyond three
+times that range clipped, so a hot camera pixel does not become an object), so any bit depth
+works. 3-D images and masks are not supported.
+
+Usage example
+^^^^^^^^^^^^^
+
+#. *Images*: drag in ``image0.tif`` … and their scribble images ``image0_scribbles.tif`` ….
+#. *NamesAndTypes*: assign "DNA" to images whose name does not contain ``scribbles`` and
+   "Scribbles" to those that do; match them by file name metadata.
+#. *ImPartial*: channel "DNA", scribble image "Scribbles", segment "Nuclei", "Train in this
+   pipeline", model folder "Default Output Folder".
+#. *MeasureObjectSizeShape*, *ExportToSpreadsheet* as usual. Run Test mode to see the result,
+   then add scribbles where the uncertainty is high and run again.
+
+References
+^^^^^^^^^^
+
+-  Martinez N, Sapiro G, Tannenbaum A, Hollmann TJ, Nadeem S (2021) "ImPartial: Partial
+   Annotations for Cell Instance Segmentation." *bioRxiv* 2021.01.20.427458.
+   (`link <https://doi.org/10.1101/2021.01.20.427458>`__)
+-  Krull A, Buchholz TO, Jug F (2019) "Noise2Void - Learning Denoising from Single Noisy
+   Images." *CVPR*. (the blind-spot self-supervision ImPartial builds on)
+"""
+
+
+#: The help of each setting, by the name of the module attribute that holds it.
+SETTING_HELP = {
+    "nuclear_channel": (
+        "The position, in the list of channel images above, of the nuclear stain (DNA, DAPI, "
+        "Hoechst…). The nuclei are learnt from this channel; cells from all channels."
+    ),
+    "scribble_image": (
+        "The scribble image of each image set: a grey-level label image of the same size as the "
+        "channels, loaded in NamesAndTypes. 0 means not annotated; the values below mark background, "
+        "nuclei and cytoplasm. Save it as an unsigned 8- or 16-bit TIFF or PNG. When training, every "
+        "image set needs one (an all-zero image where nothing is scribbled): NamesAndTypes drops "
+        "image sets without it, and they are then not segmented either. To segment many images from a"
+        " few scribbled ones, train once and apply the saved model (see the pipelines README)."
+    ),
+    "background_value": (
+        "The value of background scribbles (outside every cell) in the scribble image."
+    ),
+    "nucleus_value": (
+        "The value of nucleus scribbles in the scribble image."
+    ),
+    "cytoplasm_value": (
+        "The value of cytoplasm scribbles (inside a cell, outside its nucleus). For nuclei they count"
+        " as background."
+    ),
+    "segment_choice": (
+        "- *Nuclei*: nuclei only (scribble background and nuclei).\n"
+        "- *Nuclei, cells and cytoplasm*: nuclei, whole cells grown from them, and cytoplasm (scribble background, "
+        "nuclei and cytoplasm; give a membrane or cytoplasm marker as a second channel).\n"
+        "- *Cells only*: whole cells without nuclei (scribble background and cells; nucleus and cytoplasm "
+        "scribbles both count as cell)."
+    ),
+    "nuclei_name": (
+        "Name of the nuclei objects."
+    ),
+    "cells_name": (
+        "Name of the whole-cell objects."
+    ),
+    "cytoplasm_name": (
+        "Name of the cytoplasm objects."
+    ),
+    "model_mode": (
+        "- *Train in this pipeline*: train on the images and scribbles of each group before its first"
+        " cycle, save the model file (a file holding a model trained on the same data and settings is"
+        " loaded instead).\n"
+        "- *Use a saved model*: apply the model file; no scribbles needed. Use this on a cluster.\n"
+        "- *Fine-tune a saved model with these scribbles*: start from the model file and train it "
+        "further with this group's scribbles; the result is saved to its own file."
+    ),
+    "model_directory": (
+        "The folder of the model file. CreateBatchFiles remaps it for the cluster like other folders."
+    ),
+    "model_file_name": (
+        "The model file: written when training, read with a saved model, the starting point when "
+        "fine-tuning."
+    ),
+    "fine_tuned_file_name": (
+        "Where the fine-tuned model is saved (in the model folder). Must differ from the model file."
+    ),
+    "time_budget": (
+        "Training stops after this many seconds (or at the maximum number of iterations). 180 s gives"
+        " good nuclei on a laptop CPU; a GPU does far more iterations in the same time."
+    ),
+    "show_advanced": (
+        "Show the network, training and object settings."
+    ),
+    "network_width": (
+        "Wider networks can learn more but train slower; 16 suits CPUs, 32 or 64 a GPU."
+    ),
+    "max_iterations": (
+        "Upper bound of training iterations (the time budget usually ends training first)."
+    ),
+    "patch_size": (
+        "Side of the square training patches; a multiple of 4, at most the image size."
+    ),
+    "batch_size": (
+        "Patches per training iteration."
+    ),
+    "learning_rate": (
+        "Adam learning rate."
+    ),
+    "seed": (
+        "Seed of the training randomness. The same seed gives the same model on the CPU when the "
+        "iteration limit ends training; when the time budget ends it, the number of iterations (hence"
+        " the model) depends on the machine's speed. For a reproducible model, set the maximum "
+        "iterations below what the budget allows (the log says how many were done)."
+    ),
+    "use_gpu": (
+        "Train and predict on a CUDA or Apple GPU when there is one; otherwise the CPU."
+    ),
+    "threshold_automatic": (
+        "*Yes*: use the threshold learnt at training (chosen on the scribbled pixels). *No*: enter "
+        "one."
+    ),
+    "manual_threshold": (
+        "Pixels whose foreground probability is above this are foreground."
+    ),
+    "min_size": (
+        "Objects smaller than this (in pixels) are discarded."
+    ),
+    "split_touching": (
+        "Split touching nuclei (with \"Cells only\": touching cells) by a watershed on their distance "
+        "transform. Cells grown from nuclei are always separated by their nuclei."
+    ),
+    "fill_holes": (
+        "Fill holes inside each object."
+    ),
+    "exclude_border": (
+        "Discard objects that touch the image border (with cells, a cell, its nucleus and cytoplasm "
+        "go together)."
+    ),
+    "save_probability": (
+        "Add the foreground probability (0 to 1) of each task as an image."
+    ),
+    "nuclei_probability_name": (
+        "Name of the nuclei foreground probability image."
+    ),
+    "cells_probability_name": (
+        "Name of the whole-cell foreground probability image."
+    ),
+    "save_uncertainty": (
+        "Add the uncertainty (binary entropy of the probability, 0 to 1) of each task as an image."
+    ),
+    "nuclei_uncertainty_name": (
+        "Name of the nuclei uncertainty image."
+    ),
+    "cells_uncertainty_name": (
+        "Name of the whole-cell uncertainty image."
+    ),
+    "image_name": (
+        "A grey-level channel image. All channels of an image set must have the same size; the order "
+        "of the channels must stay the same for a saved model."
+    ),
+}
