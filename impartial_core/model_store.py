@@ -7,7 +7,8 @@ One policy for the CellProfiler module and the command line alike:
   already holds a model of that fingerprint it is loaded instead of training again; a model
   trained earlier in the same process is reused from memory.
 - **Dated backups.** A file that holds a *different* model is never silently replaced: it is
-  copied to ``<name>.<YYYYmmdd-HHMMSS>.bak.safetensors`` beside it first.
+  copied to ``<name>.<YYYYmmdd-HHMMSS>.bak.safetensors`` beside it first (as scribble files are:
+  ``scribble_files.keep_dated_backup``).
 - **Atomic writes.** Files are written by ``model_io.write_model_file``: a crash never leaves half
   a model, and the earlier file stays whole until the new one is complete.
 
@@ -16,10 +17,8 @@ Models in memory are kept in a bounded, thread-safe least-recently-used cache, o
 """
 from __future__ import annotations
 
-import datetime
 import logging
 import os
-import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -31,23 +30,9 @@ import numpy as np
 from .config import NetworkConfig, TaskSpec, TrainingConfig
 from .model import ImPartialModel
 from .model_io import ModelFileError, ModelInfo, read_model_info
+from .scribble_files import keep_dated_backup
 
 log = logging.getLogger(__name__)
-
-SUFFIX = ".safetensors"
-
-
-def backup_path(path: os.PathLike, when: Optional[datetime.datetime] = None) -> Path:
-    """A free name for a dated backup of ``path``: ``<stem>.<YYYYmmdd-HHMMSS>[-N].bak.safetensors``."""
-    path = Path(path)
-    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
-    stamp = (when or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{stem}.{stamp}.bak{SUFFIX}")
-    number = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{stem}.{stamp}-{number}.bak{SUFFIX}")
-        number += 1
-    return candidate
 
 
 def _file_stamp(path: os.PathLike) -> Tuple[str, int, int]:
@@ -206,16 +191,14 @@ class ModelStore:
         """Write ``model`` to ``path`` atomically; a file already there is first copied to a dated
         backup, whose path is returned (None when there was no file)."""
         path = Path(path)
-        backup = None
-        if path.exists():
-            backup = backup_path(path)
-            try:
-                shutil.copy2(path, backup)
-            except OSError as error:
-                raise ModelFileError(f"cannot keep a backup of {path} as {backup} ({error.strerror}); the file is "
-                                     f"unchanged and the new model was not saved") from error
-            self.log.warning("%s held a model trained on other data or settings; kept it as %s and replaced it with the "
-                        "new model", path, backup)
+        try:
+            backup = keep_dated_backup(path)
+        except OSError as error:
+            raise ModelFileError(f"cannot keep a backup of {path} ({error.strerror or error}); the file is unchanged "
+                                 f"and the new model was not saved") from error
+        if backup is not None:
+            self.log.warning("%s held a model trained on other data or settings; kept it as %s and replaced it "
+                             "with the new model", path, backup)
         model.save(path, overwrite=backup is not None)
         self.log.info("saved the model to %s", path)
         return backup

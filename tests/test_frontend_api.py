@@ -13,7 +13,7 @@ import torch
 from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
 from impartial_core.model import ImPartialModel
 from impartial_core.model_io import read_model_info
-from impartial_core.model_store import ModelStore, TrainingRequest, backup_path
+from impartial_core.model_store import ModelStore, TrainingRequest
 from impartial_core.network import ImPartialNet
 from impartial_core.object_sets import instance_config, object_sets, relationships
 from impartial_core.problems import InputError
@@ -128,25 +128,40 @@ def test_the_store_reuses_a_file_of_the_same_model_and_backs_up_another(tmp_path
     assert other.backup.read_bytes() == before and path.read_bytes() != before
 
 
+def test_a_file_that_version_0_1_wrote_after_training_on_the_cpu_is_reused(tmp_path):
+    """Version 0.1 hashed every training setting but cuda_graphs, its device among them: a model it
+    trained with "Use a GPU" unticked (device "cpu") holds that fingerprint, and is still reused."""
+    import dataclasses
+    import hashlib
+    import json
+
+    request = _request(device="cpu")
+    digest = hashlib.sha256()  # the fingerprint as version 0.1 computed it
+    for array in list(request.images) + list(request.scribbles):
+        array = np.ascontiguousarray(array[None] if array.dtype == np.float32 else array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    training = {k: v for k, v in dataclasses.asdict(request.training).items() if k != "cuda_graphs"}
+    extra = {"tasks": [dataclasses.asdict(t) for t in request.tasks], "start_from": ""}
+    for data in (dataclasses.asdict(request.network), training, extra):
+        digest.update(json.dumps(data, sort_keys=True).encode())
+    old = _untrained(fingerprint=digest.hexdigest())
+    old.training = request.training
+    path = tmp_path / "old.safetensors"
+    old.save(path)
+    assert digest.hexdigest() != request.fingerprints()[0]
+    for device in ("cpu", "auto"):
+        assert ModelStore().train_or_reuse(path, _request(device=device), _Trainer()).source == "file"
+    assert ModelStore().train_or_reuse(path, _request(seed=1, device="cpu"), _Trainer()).source == "trained"
+
+
 def test_the_store_keeps_a_bounded_number_of_models(tmp_path):
     store, train = ModelStore(max_models=1), _Trainer()
     store.train_or_reuse(tmp_path / "a.safetensors", _request(seed=0), train)
     store.train_or_reuse(tmp_path / "b.safetensors", _request(seed=1), train)
-    assert len(store._models) == 1
     assert store.train_or_reuse(tmp_path / "b.safetensors", _request(seed=1), train).source == "memory"
     assert store.train_or_reuse(tmp_path / "a.safetensors", _request(seed=0), train).source == "file"
     assert len(train.requests) == 2
-
-
-def test_backup_names_never_collide(tmp_path):
-    import datetime
-
-    when = datetime.datetime(2026, 1, 2, 3, 4, 5)
-    path = tmp_path / "model.safetensors"
-    first = backup_path(path, when)
-    assert first.name == "model.20260102-030405.bak.safetensors"
-    first.write_bytes(b"")
-    assert backup_path(path, when).name == "model.20260102-030405-1.bak.safetensors"
 
 
 # ---------------------------------------------------------------- object sets
