@@ -7,6 +7,8 @@
                          | --from-instances TIF --objects nuclei|cells | --simulate GT ...) ... [--overwrite]
     impartial evaluate --pred P.tif --truth T.tif [--probability PROB.tif] ...
     impartial info --model OUT
+    impartial export --model OUT --out PACKAGE.zip [--image X.tif]
+    impartial suggest --model OUT --image X.tif [...] [--scribbles X_s.tif ...] --count K --out FILE.csv
 """
 from __future__ import annotations
 
@@ -242,6 +244,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    import csv
+
+    from .model import ImPartialModel
+    from .scribbles.values import decode_scribbles
+    from .suggestions import suggest_for_model
+
+    if args.scribbles and len(args.scribbles) != len(args.image):
+        raise CliError(f"give one --scribbles per --image ({len(args.image)} images, {len(args.scribbles)} scribbles)")
+    out = Path(args.out)
+    _refuse_existing([out], args.overwrite)
+    model = ImPartialModel.load(args.model)
+    images = []
+    for path in args.image:
+        image = as_channels_first(read_image(path), source=str(path))
+        try:
+            model.check_compatible(image.shape[0], source=f"the model {args.model}")
+        except ValueError as error:
+            raise CliError(f"{path}: {error}") from error
+        images.append(image)
+    scribbles = None
+    if args.scribbles:
+        scribbles = []
+        for path in args.scribbles:
+            try:
+                scribbles.append(decode_scribbles(read_image(path)))
+            except ValueError as error:
+                raise CliError(f"{path}: {error}") from error
+        for path, drawn, image in zip(args.scribbles, scribbles, images):
+            if drawn.shape != image.shape[1:]:
+                raise CliError(f"{path}: scribbles of {drawn.shape[0]}x{drawn.shape[1]} pixels for an image of "
+                               f"{image.shape[1]}x{image.shape[2]}")
+    places = suggest_for_model(model, images, args.count, scribbles=scribbles, window=args.window,
+                               device=args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["image", "row", "col", "kind", "score", "object"])
+        for place in places:
+            writer.writerow([args.image[place.image], place.row, place.col, place.kind, f"{place.score:.4f}",
+                             place.object_number])
+    print(f"{len(places)} places, best first -> {out}")
+    return 0
+
+
 def cmd_scribbles(args: argparse.Namespace) -> int:
     from .scribbles import remap_scribbles
     from .scribbles.imagej_rois import read_imagej_rois, rois_beyond
@@ -346,6 +393,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    image = read_image(args.image) if args.image else None
+    out = export_model(args.model, args.out, image, name=args.name, authors=args.author or (),
+                       license_id=args.license, overwrite=args.overwrite)
+    print(f"wrote the bioimage.io model package {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impartial", description="ImPartial: segment nuclei and cells from a few scribbles.")
     parser.add_argument("--version", action="version", version=f"impartial {__version__}")
@@ -392,6 +449,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("suggest", help="where to scribble next: places ranked by how much a stroke should help")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", action="append", required=True, help="image to look at; repeat")
+    p.add_argument("--scribbles", action="append",
+                   help="the scribbles drawn so far on each --image, in the same order (places already "
+                        "scribbled rank lower)")
+    p.add_argument("--count", type=POSITIVE_INT, default=10, help="how many places (default 10)")
+    p.add_argument("--window", type=POSITIVE_INT, default=32,
+                   help="side of a suggested window in pixels, and the least distance between places (default 32)")
+    p.add_argument("--out", required=True,
+                   help="CSV file: image,row,col (the centre of each place),kind (uncertain: add foreground or "
+                        "background strokes; split: a split stroke across a merged object),score,object")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_suggest)
+
     p = sub.add_parser("scribbles", help="convert annotations from other tools, or simulate scribbles")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--from-rois", metavar="ZIP", help="ImageJ/Fiji ROI Manager zip (or .roi) of traced objects")
@@ -422,6 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model file's metadata")
     p.add_argument("--model", required=True)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="write a model as a bioimage.io model package (Fiji, QuPath, ilastik, napari)")
+    p.add_argument("--model", required=True, help="ImPartial model file (.safetensors)")
+    p.add_argument("--out", required=True, help="package to write (.zip)")
+    p.add_argument("--image", help="an image like the training images: the package's test input and cover "
+                                   "(default: a synthetic image)")
+    p.add_argument("--name", help="the package's name (default: ImPartial and the tasks)")
+    p.add_argument("--author", action="append", help="who made the model; repeat for several")
+    p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default CC-BY-4.0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -212,3 +212,20 @@ def suggest(uncertainty: Sequence[np.ndarray], objects: Sequence[Optional[np.nda
                for p in chosen):
             chosen.append(place)
     return chosen
+
+
+def suggest_for_model(model, images: Sequence[np.ndarray], count: int,
+                      scribbles: Optional[Sequence[Optional[np.ndarray]]] = None, window: int = 32,
+                      flips: bool = False, device: str = "auto") -> List[Suggestion]:
+    """Places to scribble next in ``images`` (channels first), for a trained model.
+
+    The nuclei task's uncertainty and nuclei are used when the model has that task; otherwise the
+    cell task's and its cells. The objects are made with the default instance settings.
+    """
+    uncertainty, objects = [], []
+    for image in images:
+        maps = model.predict(image, flips=flips, device=device)
+        task = "nuclei" if "nuclei" in maps else "cells"
+        uncertainty.append(maps[task].uncertainty)
+        objects.append(getattr(model.segment(maps), task))
+    return suggest(uncertainty, objects, count, scribbles=scribbles, window=window)
