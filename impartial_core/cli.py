@@ -8,7 +8,6 @@
     impartial evaluate --pred P.tif --truth T.tif [--probability PROB.tif] ...
     impartial info --model OUT
     impartial export --model OUT --out PACKAGE.zip [--image X.tif]
-    impartial export --model OUT --out PACKAGE.zip [--image X.tif]
     impartial suggest --model OUT --image X.tif [...] [--scribbles X_s.tif ...] --count K --out FILE.csv
 """
 from __future__ import annotations
@@ -404,16 +403,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
-
-    image = read_image(args.image) if args.image else None
-    out = export_model(args.model, args.out, image, name=args.name, authors=args.author or (),
-                       license_id=args.license, overwrite=args.overwrite)
-    print(f"wrote the bioimage.io model package {out}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impartial", description="ImPartial: segment nuclei and cells from a few scribbles.")
     parser.add_argument("--version", action="version", version=f"impartial {__version__}")
@@ -506,17 +495,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model file's metadata")
     p.add_argument("--model", required=True)
     p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("export", help="write a model as a bioimage.io model package (Fiji, QuPath, ilastik, napari)")
-    p.add_argument("--model", required=True, help="ImPartial model file (.safetensors)")
-    p.add_argument("--out", required=True, help="package to write (.zip)")
-    p.add_argument("--image", help="an image like the training images: the package's test input and cover "
-                                   "(default: a synthetic image)")
-    p.add_argument("--name", help="the package's name (default: ImPartial and the tasks)")
-    p.add_argument("--author", action="append", help="who made the model; repeat for several")
-    p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default CC-BY-4.0)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing package")
-    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("export", help="write a model as a bioimage.io model package (Fiji, QuPath, ilastik, napari)")
     p.add_argument("--model", required=True, help="ImPartial model file (.safetensors)")
