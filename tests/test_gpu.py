@@ -8,7 +8,7 @@ import torch
 
 from impartial_core.training_step import GraphedTrainingStep, TrainingStep
 
-from tests.test_core import _train_blobs
+from tests.synthetic import train_on_blobs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 def test_graphed_training_trains_like_the_eager_one():
     """Same seed and data: the CUDA-graph step's losses follow the eager step's (bf16 convolution
     backward is not bit-reproducible on CUDA, so close, not equal), and it learns."""
-    eager, _, _ = _train_blobs(iterations=30, device="cuda", cuda_graphs=False)
-    graphed, _, _ = _train_blobs(iterations=30, device="cuda", cuda_graphs=True)
+    eager, _, _ = train_on_blobs(iterations=30, device="cuda", cuda_graphs=False)
+    graphed, _, _ = train_on_blobs(iterations=30, device="cuda", cuda_graphs=True)
     e, g = ([h["total"] for h in r.history] for r in (eager, graphed))
     assert np.allclose(g[:10], e[:10], rtol=0.01), (g, e)
     # later on, rounding differences have had time to grow: both must learn, to about the same point

@@ -1,0 +1,212 @@
+"""From probability maps to objects: touching nuclei split, holes filled, cells grown from nuclei,
+and nuclei, cells and cytoplasm numbered alike."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impartial_core.config import InstanceConfig
+from impartial_core.instances import cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment
+from impartial_core.metrics import match_at_iou
+
+from .synthetic import blobs
+
+
+# ---------------- nuclei: splitting touching ones
+def test_touching_nuclei_are_split():
+    yy, xx = np.mgrid[:60, :80]
+    p = (((yy - 30) ** 2 + (xx - 28) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 12 ** 2)).astype(np.float32)
+    assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=False)).max() == 1
+    assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=True)).max() == 2
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two label images describe the same objects, whatever their numbers."""
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    return (np.array_equal(a > 0, b > 0) and len(np.unique(pairs[0])) == pairs.shape[1]
+            and len(np.unique(pairs[1])) == pairs.shape[1])
+
+
+def _touching_discs(seed: int, size: int = 96) -> np.ndarray:
+    """A mask of random discs that overlap, touch, nearly touch or stand alone."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros((size, size), bool)
+    for cy, cx, r in zip(rng.integers(0, size, 14), rng.integers(0, size, 14), rng.integers(3, 12, 14)):
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+    return mask
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), h=st.sampled_from([0.5, 1.0, 2.0]))
+def test_split_touching_skips_only_blobs_with_one_marker(seed, h):
+    """The shortcut (a blob with one local-maximum plateau is one object) changes nothing: the
+    result equals splitting every blob on its own."""
+    from scipy import ndimage as ndi
+    from impartial_core.instances import _split_one_blob, split_touching
+
+    mask = _touching_discs(seed)
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
+    blobs_, _ = ndi.label(mask)
+    reference = np.zeros(mask.shape, np.int64)
+    for index, box in enumerate(ndi.find_objects(blobs_), start=1):
+        blob = blobs_[box] == index
+        reference[box][blob] = _split_one_blob(distance[box], blob, h)[blob] + 1000 * index
+    labels = split_touching(mask, h)
+    assert _same_partition(labels, reference)
+    assert labels.max() == len(np.unique(labels)) - 1  # numbered 1..n without gaps
+
+
+def test_split_touching_ignores_neighbouring_blobs():
+    """A blob's objects do not depend on what lies next to it (tiles of a large image agree)."""
+    from impartial_core.instances import split_touching
+
+    yy, xx = np.mgrid[:60, :120]
+    pair = ((yy - 30) ** 2 + (xx - 28) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 12 ** 2)
+    neighbour = (yy - 30) ** 2 + (xx - 80) ** 2 < 15 ** 2  # two pixels from the pair
+    alone = split_touching(pair)
+    together = split_touching(pair | neighbour)
+    assert alone.max() == 2 and together.max() == 3
+    assert _same_partition(np.where(pair, together, 0), alone)
+
+
+def test_nuclei_from_channel_finds_stained_nuclei_without_training():
+    from impartial_core.instances import nuclei_from_channel
+
+    image, labels, _ = blobs(seed=3, size=96, n=8, noise=0.3)
+    found = nuclei_from_channel(image * 500 + 100)  # raw intensities: the scale must not matter
+    match = match_at_iou(found, labels, 0.5)
+    assert match["tp"] == labels.max() and found.max() == labels.max()
+    assert nuclei_from_channel(np.full((32, 32), 7.0)).max() == 0
+
+
+# ---------------- holes
+def test_holes_are_filled_by_the_enclosing_object_only():
+    from impartial_core.instances import _fill_holes_per_object
+
+    labels = np.zeros((12, 20), np.int32)
+    labels[1:8, 1:8] = 1
+    labels[3:5, 3:5] = 0  # a hole in object 1
+    labels[1:8, 9:16] = 2
+    labels[1:8, 8] = 3  # object 3 touches both
+    labels[3:6, 11:14] = 0  # a hole in object 2
+    labels[9:11, 1:5] = 4  # not a hole: open to the background
+    labels[9, 2] = 0
+    filled = _fill_holes_per_object(labels)
+    assert (filled[3:5, 3:5] == 1).all() and (filled[3:6, 11:14] == 2).all()
+    assert filled[9, 2] == 0
+    unchanged = labels > 0
+    assert np.array_equal(filled[unchanged], labels[unchanged])
+
+
+def test_holes_shared_by_touching_objects_are_filled_only_when_smaller_than_them():
+    """A lumen that a ring of touching cells encloses stays background; a hole inside one object
+    and a speck where several objects meet are filled."""
+    from impartial_core.instances import _fill_holes_per_object
+
+    yy, xx = np.mgrid[:80, :80]
+    radius, angle = np.hypot(yy - 40, xx - 40), np.arctan2(yy - 40, xx - 40)
+    ring = (radius >= 15) & (radius < 30)
+    labels = np.where(ring, (angle + np.pi) // (np.pi / 4) % 8 + 1, 0).astype(np.int32)  # 8 cells around a lumen
+    filled = _fill_holes_per_object(labels)
+    np.testing.assert_array_equal(filled[radius < 15], 0)
+    labels[22, 42] = 0  # a hole inside one cell
+    labels[39:41, 56] = 0  # a speck on the seam between two cells
+    filled = _fill_holes_per_object(labels)
+    assert filled[22, 42] == labels[21, 42] and set(filled[39:41, 56]) == {labels[38, 56], labels[41, 56]}
+    np.testing.assert_array_equal(filled[radius < 15], 0)
+
+
+# ---------------- cells and cytoplasm: one numbering for nuclei, cells and cytoplasm
+label_images = st.integers(0, 2 ** 31 - 1).map(lambda seed: blobs(seed=seed, size=48, n=6)[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(truth=label_images, seed=st.integers(0, 1000))
+def test_instance_construction_properties(truth, seed):
+    rng = np.random.default_rng(seed)
+    nuclei_p = (truth > 0).astype(np.float32)
+    cell_p = np.clip(nuclei_p + (rng.random(truth.shape) > 0.5) * 0.6, 0, 1).astype(np.float32)
+    objects = segment({"nuclei": nuclei_p, "cells": cell_p}, {"nuclei": 0.5, "cells": 0.5}, InstanceConfig(min_size=1))
+    nuclei, cells, cytoplasm = objects.nuclei, objects.cells, objects.cytoplasm
+    n = int(nuclei.max())
+    # Numbering: 1..n in each set, nothing lost or invented.
+    for labels in (nuclei, cells, cytoplasm):
+        assert set(np.unique(labels)) - {0} == set(range(1, n + 1))
+    # Each nucleus lies inside the cell with its number.
+    inside = nuclei > 0
+    assert np.array_equal(cells[inside], nuclei[inside])
+    # Cytoplasm = cell minus nucleus, apart from the one pixel kept for a fully filled cell.
+    expected = np.where(inside, 0, cells)
+    differs = cytoplasm != expected
+    assert differs.sum() <= n and (cytoplasm[differs] == cells[differs]).all()
+
+
+def test_cytoplasm_keeps_one_pixel_of_a_filled_cell():
+    nuclei = np.zeros((10, 10), np.int32)
+    nuclei[2:5, 2:5] = 1
+    nuclei[6:9, 6:9] = 2
+    cells = nuclei.copy()
+    cells[6:10, 6:10] = 2
+    cytoplasm = cytoplasm_from(cells, nuclei)
+    assert (cytoplasm == 1).sum() == 1 and (cytoplasm == 2).sum() == 7
+
+
+def test_cells_grow_from_nuclei_inside_the_cell_mask():
+    nuclei = np.zeros((30, 60), np.int32)
+    nuclei[10:15, 10:15] = 1
+    nuclei[10:15, 40:45] = 2
+    cell_p = np.zeros((30, 60), np.float32)
+    cell_p[5:20, 5:55] = 0.9
+    cells = cells_from_nuclei(nuclei, cell_p, 0.5)
+    assert set(np.unique(cells)) == {0, 1, 2}
+    assert (cells[5:20, 5:55] > 0).all() and (cells[:5] == 0).all()
+    assert cells[12, 6] == 1 and cells[12, 54] == 2
+
+
+def test_cells_only_mode_is_split_by_nuclear_seeds_and_keeps_cells_without_one():
+    """Two touching square cells (no distance neck) become two cells when seeded by their
+    nuclei; a third cell without a nucleus is kept, split by distance as without seeds."""
+    from impartial_core.instances import cells_from_probability
+
+    cell_p = np.zeros((40, 80), np.float32)
+    cell_p[5:35, 5:45] = 0.9           # two cells side by side: one rectangle
+    cell_p[10:30, 55:75] = 0.9         # a third cell, its nucleus not seen
+    cell_p[5:35, 24:26] = 0.6          # a faint boundary, above the threshold
+    seeds = np.zeros((40, 80), np.int32)
+    seeds[15:25, 10:18] = 7
+    seeds[15:25, 32:40] = 3
+    seeds[0:3, 0:3] = 9                # outside the cell mask: ignored
+    unseeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1))
+    seeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds)
+    assert unseeded.max() == 2
+    assert seeded.max() == 3 and np.array_equal(seeded > 0, cell_p > 0.5)
+    assert seeded[20, 8] != seeded[20, 42] and seeded[20, 8] != seeded[20, 65] != seeded[20, 42]
+    assert (seeded[5:35, 5:24] == seeded[20, 8]).all() and (seeded[5:35, 26:45] == seeded[20, 42]).all()
+    # A boolean seed mask works the same way.
+    assert _same_partition(cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds > 0), seeded)
+
+
+def test_border_rule_with_cells_keeps_the_inner_cells_whole():
+    """Discarding border objects with nuclei + cells: the border cell goes with its nucleus, and its
+    touching neighbour keeps its own extent (it must not flood the discarded cell's place)."""
+    nuclei, cells = np.zeros((40, 90), np.float32), np.zeros((40, 90), np.float32)
+    cells[5:35, 0:58], cells[5:35, 60:88] = 0.9, 0.9  # a cell on the left border touching a middle cell
+    cells[5:35, 28:30] = 0.6  # their faint shared edge
+    nuclei[15:25, 0:8], nuclei[15:25, 40:50], nuclei[15:25, 70:80] = 0.9, 0.9, 0.9
+    kept = segment({"nuclei": nuclei, "cells": cells}, {"nuclei": 0.5, "cells": 0.5},
+                   InstanceConfig(exclude_border=True, min_size=5))
+    everything = segment({"nuclei": nuclei, "cells": cells}, {"nuclei": 0.5, "cells": 0.5}, InstanceConfig(min_size=5))
+    assert everything.cells.max() == 3 and kept.cells.max() == kept.nuclei.max() == 2
+    middle = everything.cells == everything.cells[20, 45]
+    np.testing.assert_array_equal(kept.cells == kept.cells[20, 45], middle)
+    assert not middle[:, :28].any()
+
+
+# ---------------- per-object confidence
+def test_object_confidence():
+    labels = np.array([[1, 1, 0, 2]])
+    p = np.array([[0.8, 1.0, 0.0, 0.6]])
+    mean_p, mean_u = object_confidence(labels, p, 1 - p)
+    assert np.allclose(mean_p, [0.9, 0.6]) and np.allclose(mean_u, [0.1, 0.4])
