@@ -28,7 +28,7 @@ if os.path.isdir(os.path.join(_REPO, "impartial_cellprofiler")) and _REPO not in
     # so that an installed copy comes first).
     sys.path.append(_REPO)
 try:  # CellProfiler-side code; none of it imports torch
-    from impartial_cellprofiler import display, groups, image_sets, measurements, model_files, progress
+    from impartial_cellprofiler import display, groups, image_sets, measurements, model_files, progress, revisions
     from impartial_cellprofiler.help import MODULE_HELP, SETTING_HELP
 except ImportError:  # the module stays in the menu, and its validation says what to install
     MODULE_HELP, SETTING_HELP = "ImPartial: see its settings' message for what to install.", {}
@@ -213,20 +213,9 @@ class ImPartial(Module):
         return [self.channels[0].image_name] + [s for s in self.settings()[1 + len(self.channels):]]
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
-        if variable_revision_number > self.variable_revision_number:
-            raise ValueError(
-                "ImPartial: this pipeline was saved with a newer ImPartial plugin (module revision %d; this one "
-                "reads revisions up to %d). Install the newer plugin to open it." % (
-                    variable_revision_number, self.variable_revision_number))
-        # Revision 1 is the first; later revisions add their conversions here, one step at a time.
-        fixed = len(self.settings()) - 1 - len(self.channels)
-        expected = 1 + int(setting_values[0]) + fixed
-        if len(setting_values) != expected:
-            # CellProfiler would pair the values with the wrong settings, or drop the missing ones.
-            raise ValueError(
-                "ImPartial: the pipeline holds %d setting values for this module where revision %d with %s "
-                "channel(s) has %d; the pipeline file was edited or damaged." % (
-                    len(setting_values), variable_revision_number, setting_values[0], expected))
+        revisions.refuse_newer(variable_revision_number, self.variable_revision_number)
+        # Revision 1 is the first; later revisions add their conversions in impartial_cellprofiler.revisions.
+        revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
     def volumetric(self):
