@@ -182,9 +182,8 @@ from the model file `{source_name}`.
 
 ## Input
 `{INPUT_ID}`: a 2-D image with {model.n_channels} channel(s) ({", ".join(names)}), axes (batch, channel, y, x).
-Preprocessing (in `rdf.yaml`): each channel of each image is scaled so that its
-{LOW_PERCENTILE:g}th and {HIGH_PERCENTILE:g}th percentiles map to 0 and 1, then clipped to
-[-{CLIP:g}, {CLIP:g}]. ImPartial itself scales a sparse channel (over 99.8% of pixels at one value)
+Preprocessing (in `rdf.yaml`): each channel of each image is scaled so that its percentiles
+{LOW_PERCENTILE:g} and {HIGH_PERCENTILE:g} map to 0 and 1, then clipped to [-{CLIP:g}, {CLIP:g}]. ImPartial itself scales a sparse channel (over 99.8% of pixels at one value)
 by its signal pixels; here such a channel maps to zeros.
 
 ## Outputs
@@ -202,6 +201,9 @@ The package's test output is what this network gives on its test input (`bioimag
 reproduces it). `impartial predict` with the attached model file gives the same foreground
 probability on whole images of up to 512 x 512 pixels (ImPartial's tile size), up to float
 rounding; larger images are predicted in tiles by both, blended differently near tile seams.
+Tools that pad an image by the output halo ({halo(model.net.network.depth)} pixels) before
+predicting, as bioimageio.core does (mirroring the image), give other values within that
+distance of the image's edge: ImPartial does not pad.
 How accurate the maps are depends on the scribbles and images the model was trained on: check the
 objects against a few images annotated by hand (`impartial evaluate`).
 
