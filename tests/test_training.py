@@ -142,6 +142,48 @@ def test_gpu_asked_for_but_absent_falls_back_to_cpu_with_a_warning(caplog):
     assert "'cuda' was requested but is not available; using the CPU" in caplog.text
 
 
+# ---------------- when training stops: early stopping and the time budget
+def test_early_stopping_keeps_the_best_weights_and_counts_evaluations_without_improvement():
+    from impartial_core.training import BestWeights
+
+    net = torch.nn.Linear(2, 1)
+    best = BestWeights(patience=2)
+    assert best.best_validation is None and not best.patience_exhausted
+    assert best.offer(0.5, net)
+    kept = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight += 1
+    assert not best.offer(0.5 - BestWeights.MIN_IMPROVEMENT / 2, net)   # too small an improvement
+    assert not best.patience_exhausted
+    assert not best.offer(0.7, net) and best.patience_exhausted and best.best_validation == 0.5
+    best.restore(net)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in kept.items())
+    assert best.offer(0.1, net) and not best.patience_exhausted   # an improvement starts the count again
+
+
+def test_time_budget_leaves_room_for_the_next_evaluation_and_the_thresholds(monkeypatch):
+    """Steps of 1 s, an evaluation guessed at 4 steps until one is timed, and 1.5 evaluations due
+    at the end (the last validation and the thresholds): 10 s allow a step at 3 s (3 + 1 + 6 = 10)
+    but not at 4 s, nor at 3 s when the next step is followed by an evaluation."""
+    from types import SimpleNamespace
+
+    from impartial_core import training
+
+    budget = training.TimeBudget(10.0, steps_per_evaluation=4.0, finishing_evaluations=1.5)
+    assert budget.allows_another_step(3.0, 3, next_evaluates=False)
+    assert not budget.allows_another_step(3.0, 3, next_evaluates=True)
+    assert not budget.allows_another_step(4.0, 4, next_evaluates=False)
+    clock = iter([0.0, 0.5])
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    timed = training.TimeBudget(10.0, 4.0, 1.5)
+    assert timed.timed(lambda: 0.25) == 0.25
+    assert timed.evaluation_s == 0.5   # once timed, the measured 0.5 s replace the guess of 4 steps
+    assert timed.allows_another_step(7.0, 7, next_evaluates=True)   # 7 + 1 + 0.5 + 0.75 <= 10
+    assert not timed.allows_another_step(8.0, 8, next_evaluates=True)   # 8 + 1 + 0.5 + 0.75 > 10
+    assert timed.remaining_s(8.0, 8, max_iterations=100) == 2.0
+    assert timed.remaining_s(8.0, 8, max_iterations=9) == 1.0
+
+
 # ---------------- scoring on the scribbles: validation and thresholds
 def test_thresholds_are_chosen_on_the_scribbled_images_only(trained, monkeypatch):
     """Images without scribbles hold no pixel to score, so they are not predicted (a plate trained
