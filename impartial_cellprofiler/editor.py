@@ -18,12 +18,10 @@ import numpy as np
 import wx
 
 from impartial_core.drawing import ERASER, EditingSession
-from impartial_core.scribbles import SCRIBBLE_COLOURS, BACKGROUND, CYTOPLASM, NUCLEUS
+from impartial_core.scribbles import SCRIBBLE_COLOURS, BACKGROUND, CYTOPLASM, NUCLEUS, SPLIT
 from impartial_cellprofiler.editor_canvas import ScribbleCanvas
 from impartial_cellprofiler.editor_render import UNCERTAINTY_COLOUR, Layers, scribble_lut
 
-#: colour of the split stroke (a line where two touching objects meet)
-SPLIT_COLOUR = (255, 128, 0)
 MIN_BRUSH, MAX_BRUSH = 1, 50
 
 #: the colours a channel can be shown in
@@ -51,7 +49,7 @@ def module_brushes(background: int = BACKGROUND, nucleus: int = NUCLEUS, cytopla
     if cytoplasm is not None:
         brushes.append(Brush("Cytoplasm", cytoplasm, SCRIBBLE_COLOURS[CYTOPLASM]))
     if split is not None:
-        brushes.append(Brush("Split (between touching objects)", split, SPLIT_COLOUR))
+        brushes.append(Brush("Split (between touching objects)", split, SCRIBBLE_COLOURS[SPLIT]))
     return brushes
 
 

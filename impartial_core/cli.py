@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASK_CHOICES, default="nuclei")
     p.add_argument("--model", required=True, help="model file to write (.safetensors)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm, e.g. '10:1,20:2' "
+    p.add_argument("--remap", help="map scribble values to 1 background / 2 nucleus / 3 cytoplasm / 4 split stroke, "
+                                    "e.g. '10:1,20:2' "
                                     "(write --remap=-1:1 when a value is negative)")
     p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
                    help="index of the nuclear stain channel in multi-channel images (default 0, or the fine-tuned "

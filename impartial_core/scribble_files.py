@@ -27,12 +27,6 @@ from impartial_core.scribbles import validate_scribbles
 
 PathLike = Union[str, os.PathLike]
 
-#: the split stroke: a line drawn where two touching objects meet
-SPLIT = 4
-
-#: every value a scribble file may hold
-FILE_VALUES = tuple(range(SPLIT + 1))
-
 #: what follows the image's stem in its scribble file's name
 SCRIBBLE_FILE_SUFFIX = "_scribbles.tif"
 
@@ -64,7 +58,8 @@ def read_scribble_file(path: PathLike, image_shape: Sequence[int]) -> Optional[n
 
     Returns
     -------
-    uint8 array ``(H, W)`` with values in :data:`FILE_VALUES`, or None when ``path`` does not exist.
+    uint8 array ``(H, W)`` with values in :data:`~impartial_core.scribbles.SCRIBBLE_VALUES`, or None
+    when ``path`` does not exist.
 
     Raises
     ------
@@ -78,28 +73,7 @@ def read_scribble_file(path: PathLike, image_shape: Sequence[int]) -> Optional[n
     if path.is_dir():
         raise ValueError(f"scribble file {path} is a folder, not an image")
     raw = np.asarray(read_image(path))
-    return check_scribble_values(raw, image_shape, f"scribble file {path}")
-
-
-def check_scribble_values(scribbles: np.ndarray, image_shape: Sequence[int], source: str) -> np.ndarray:
-    """Validate scribbles that may also hold split strokes; uint8 ``(H, W)`` in :data:`FILE_VALUES`.
-
-    The checks of :func:`validate_scribbles` (2-D, shape, whole non-negative numbers; errors name
-    ``source``), with the split-stroke value allowed besides 0..3.
-    """
-    array = np.asarray(scribbles)
-    split = (array == SPLIT) if array.dtype != bool else np.zeros(array.shape, bool)
-    try:
-        checked = validate_scribbles(np.where(split, 0, array) if split.any() else array, image_shape, source)
-    except ValueError as error:
-        message = str(error)
-        if "3 cytoplasm)" not in message:
-            raise
-        # the list of valid values gains the split stroke
-        raise ValueError(message.replace("3 cytoplasm)", f"3 cytoplasm, {SPLIT} split stroke)")) from error
-    if split.any():
-        checked[split.reshape(checked.shape)] = SPLIT
-    return checked
+    return validate_scribbles(raw, image_shape, f"scribble file {path}")
 
 
 def dated_backup_path(path: PathLike, when: Optional[datetime.datetime] = None) -> Path:
@@ -145,7 +119,7 @@ def write_scribble_file(path: PathLike, scribbles: np.ndarray,
     Parameters
     ----------
     path : the scribble file; its folder must exist.
-    scribbles : 2-D array of values in :data:`FILE_VALUES`.
+    scribbles : 2-D array of values in :data:`~impartial_core.scribbles.SCRIBBLE_VALUES`.
     image_shape : ``(H, W)`` of the image they annotate, checked when given.
 
     Returns
@@ -163,7 +137,7 @@ def write_scribble_file(path: PathLike, scribbles: np.ndarray,
     source = f"scribbles for {path}"
     array = np.asarray(scribbles)
     shape = tuple(image_shape) if image_shape is not None else np.squeeze(array).shape
-    checked = check_scribble_values(array, shape, source)
+    checked = validate_scribbles(array, shape, source)
     folder = path.parent
     if not folder.is_dir():
         raise ValueError(f"cannot save the scribble file {path}: the folder {folder} does not exist")

@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 from impartial_core import scribble_files as sf
+from impartial_core.scribbles import SPLIT
 
 
 def _scribbles():
@@ -14,7 +15,7 @@ def _scribbles():
     array[1, 1:5] = 1
     array[3, 2] = 2
     array[4, 4:6] = 3
-    array[5, 0:3] = sf.SPLIT
+    array[5, 0:3] = SPLIT
     return array
 
 

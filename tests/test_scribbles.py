@@ -23,6 +23,7 @@ from impartial_core.scribbles import (
     BACKGROUND,
     CYTOPLASM,
     NUCLEUS,
+    SPLIT,
     SCRIBBLE_COLOURS,
     UNANNOTATED,
     foreground_value_for,
@@ -163,7 +164,8 @@ def test_rgb_round_trip_uint8_float_uint16_rgba():
 
 
 def test_rgb_default_map_tolerance_and_other_colours():
-    assert SCRIBBLE_COLOURS == {BACKGROUND: (0, 0, 255), NUCLEUS: (255, 0, 0), CYTOPLASM: (0, 255, 0)}
+    assert SCRIBBLE_COLOURS == {BACKGROUND: (0, 0, 255), NUCLEUS: (255, 0, 0), CYTOPLASM: (0, 255, 0),
+                                SPLIT: (255, 128, 0)}
     rgb = np.array(
         [
             [[250, 10, 5], [0, 0, 0], [255, 255, 255]],

@@ -2,8 +2,9 @@
 
 A scribble image is a label image with the same height and width as the image it annotates (uint8):
 ``0`` = not annotated, ``1`` = background (outside any cell), ``2`` = nucleus, ``3`` = cytoplasm
-(inside a cell, outside its nucleus). The nuclei task reads foreground {2} / background {1, 3}; the
-cell task reads foreground {2, 3} / background {1}.
+(inside a cell, outside its nucleus), ``4`` = split stroke (where touching objects meet). The
+nuclei task reads foreground {2} / background {1, 3}; the cell task reads foreground {2, 3} /
+background {1}; a split stroke is neither (see :mod:`impartial_core.split_strokes`).
 
 This module needs numpy only, so configuration and front ends can import it cheaply. Users bring
 other conventions; the submodules map them onto this one:
@@ -23,16 +24,18 @@ UNANNOTATED = 0
 BACKGROUND = 1
 NUCLEUS = 2
 CYTOPLASM = 3
+SPLIT = 4
 
 #: every value a valid scribble image may hold
-SCRIBBLE_VALUES = (UNANNOTATED, BACKGROUND, NUCLEUS, CYTOPLASM)
+SCRIBBLE_VALUES = (UNANNOTATED, BACKGROUND, NUCLEUS, CYTOPLASM, SPLIT)
 
 #: the scribble colours (RGB, 0..255), for painting and for display: blue = background,
-#: red = nucleus, green = cytoplasm. Unannotated pixels have no colour.
+#: red = nucleus, green = cytoplasm, orange = split stroke. Unannotated pixels have no colour.
 SCRIBBLE_COLOURS: Dict[int, Tuple[int, int, int]] = {
     BACKGROUND: (0, 0, 255),
     NUCLEUS: (255, 0, 0),
     CYTOPLASM: (0, 255, 0),
+    SPLIT: (255, 128, 0),
 }
 
 #: the segmentation tasks: what the foreground is
@@ -68,7 +71,8 @@ def as_integer_labels(values: np.ndarray, source: str) -> np.ndarray:
         # a boolean mask has no class values: True would silently become "background"
         raise ValueError(
             f"{source}: got a boolean mask; scribbles need class values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map it to these values (impartial --remap)"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values "
+            f"(impartial train --remap, or impartial scribbles --from-labels --remap)"
         )
     if np.issubdtype(values.dtype, np.integer):
         return values.astype(np.int64, copy=False)
@@ -143,13 +147,13 @@ def validate_scribbles(
 
     Returns
     -------
-    ndarray of uint8, shape ``(H, W)``, values in {0, 1, 2, 3}.
+    ndarray of uint8, shape ``(H, W)``, values in {0, 1, 2, 3, 4}.
 
     Raises
     ------
     ValueError
         RGB(A) input, non-2-D input, non-whole floats, a shape mismatch, negative values or values
-        above 3; each message names ``source``.
+        above 4; each message names ``source``.
     """
     array = np.asarray(scribbles)
     # (1, H, W) with W of 3 or 4 is a squeezable label image, not colour
@@ -174,12 +178,13 @@ def validate_scribbles(
     values = as_integer_labels(array, source)
     if values.size and values.min() < 0:
         raise ValueError(f"{source}: negative values (min {int(values.min())}) are not allowed")
-    if values.size and values.max() > CYTOPLASM:
-        present = [int(v) for v in np.unique(values) if v > CYTOPLASM]
+    if values.size and values.max() > SPLIT:
+        present = [int(v) for v in np.unique(values) if v > SPLIT]
         raise ValueError(
             f"{source}: values {present[:10]} are not scribble values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm); map them to these values "
-            f"(impartial --remap, or the module's scribble value settings)"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values "
+            f"(impartial train --remap, impartial scribbles --from-labels --remap, or the module's scribble "
+            f"value settings)"
         )
     return values.astype(np.uint8)
 
