@@ -113,7 +113,7 @@ def channel_names(model: ImPartialModel) -> List[str]:
     return names
 
 
-def test_image(model: ImPartialModel, image: Optional[np.ndarray]) -> np.ndarray:
+def package_test_input(model: ImPartialModel, image: Optional[np.ndarray]) -> np.ndarray:
     """The package's test input, (C, H, W) float32: a centred crop of ``image`` to at most
     MAX_TEST_SIZE a side and a multiple of the network's size step; without an image, a synthetic
     one of bright discs on a dark background in every channel (valid for the checks, but a real
@@ -129,6 +129,9 @@ def test_image(model: ImPartialModel, image: Optional[np.ndarray]) -> np.ndarray
         return np.repeat(plane[None], model.n_channels, axis=0)
     image = as_channels_first(image, source="the test image").astype(np.float32)
     model.check_compatible(image.shape[0], source="the model")
+    if not np.isfinite(image).all():
+        raise ExportError("the test image has NaN or infinite pixels, which other tools' scaling does not skip; "
+                          "give another --image")
     _, h, w = image.shape
     size_h, size_w = min(h, MAX_TEST_SIZE) // m * m, min(w, MAX_TEST_SIZE) // m * m
     minimum = min_size(model)
@@ -183,8 +186,9 @@ from the model file `{source_name}`.
 ## Input
 `{INPUT_ID}`: a 2-D image with {model.n_channels} channel(s) ({", ".join(names)}), axes (batch, channel, y, x).
 Preprocessing (in `rdf.yaml`): each channel of each image is scaled so that its percentiles
-{LOW_PERCENTILE:g} and {HIGH_PERCENTILE:g} map to 0 and 1, then clipped to [-{CLIP:g}, {CLIP:g}]. ImPartial itself scales a sparse channel (over 99.8% of pixels at one value)
-by its signal pixels; here such a channel maps to zeros.
+{LOW_PERCENTILE:g} and {HIGH_PERCENTILE:g} map to 0 and 1, then clipped to [-{CLIP:g}, {CLIP:g}].
+ImPartial itself scales a sparse channel (over 99.8% of pixels at one value) by its signal
+pixels; here such a channel maps to zeros.
 
 ## Outputs
 - `{OUTPUT_IDS[0]}`: per task ({tasks}), the probability that a pixel belongs to it, in [0, 1].
@@ -337,7 +341,7 @@ def export_model(model_path: os.PathLike, out: os.PathLike, image: Optional[np.n
     model_path : an ImPartial model file (.safetensors).
     out : the package to write; written to a temporary name first, then moved into place.
     image : an image like those the model was trained on ((H, W) or (C, H, W)): its centred crop
-        is the test input and the cover. Default: a synthetic image (see ``test_image``).
+        is the test input and the cover. Default: a synthetic image (see ``package_test_input``).
     name : the package's name (default from the tasks).
     authors : who made the model (default: "ImPartial user").
     license_id : SPDX licence of the weights.
@@ -353,7 +357,7 @@ def export_model(model_path: os.PathLike, out: os.PathLike, image: Optional[np.n
     if not out.parent.is_dir() and str(out.parent):
         raise ExportError(f"--out {out}: the folder {out.parent} does not exist")
     model = ImPartialModel.load(model_path)
-    raw = test_image(model, image)
+    raw = package_test_input(model, image)
     preprocessed = spec_preprocessing(raw)
     scripted = trace(model, preprocessed)
     with torch.no_grad():

@@ -136,6 +136,11 @@ def test_export_refuses_bad_destinations(blob_model_file, tmp_path):
     assert (tmp_path / "taken.zip").read_bytes() == b"mine"
     with pytest.raises(ExportError, match="at least"):
         export_model(blob_model_file, tmp_path / "small.zip", np.zeros((20, 20), np.float32))
+    with pytest.raises(ExportError, match="NaN or infinite"):
+        export_model(blob_model_file, tmp_path / "nan.zip", np.full((64, 64), np.nan, np.float32))
+    with pytest.raises(ValueError, match="channel"):
+        export_model(blob_model_file, tmp_path / "two.zip", np.zeros((2, 64, 64), np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.zip"]  # nothing half-written left behind
 
 
 def test_cli_exports(blob_model_file, tmp_path, capsys):
