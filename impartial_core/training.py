@@ -23,7 +23,9 @@ from .losses import UNLABELLED, reconstruction_loss, scribble_loss
 from .masking import blind_spot_mask
 from .network import ImPartialNet
 from .prediction import predict_image
+from .problems import InputError
 from .sampling import PatchSampler, TrainingImage, prepare_training_images
+from .scribbles.values import missing_classes
 from .training_step import GraphedTrainingStep, TrainingStep
 
 log = logging.getLogger(__name__)
@@ -82,12 +84,9 @@ def _check_inputs(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray],
         if scribble.shape != image.shape[1:]:
             raise ValueError(f"training image {i + 1}: scribbles are {scribble.shape[1]}x{scribble.shape[0]} pixels "
                              f"but the image is {image.shape[2]}x{image.shape[1]}")
-    for task in tasks:
-        for role, values in (("foreground", task.foreground_values), ("background", task.background_values)):
-            if not any(np.isin(s, values).any() for s in scribbles):
-                raise ValueError(
-                    f"no {role} scribbles for the {task.name} task in any image (scribble values {list(values)}); "
-                    f"scribble some {role} pixels or check the scribble value mapping")
+    problems = missing_classes(scribbles, tasks)
+    if problems:
+        raise InputError(problems)
 
 
 # Validation and the threshold choice score the network on the scribbled pixels, predicting only

@@ -385,4 +385,4 @@ def test_train_names_the_scribble_class_that_is_missing(tmp_path, capsys, no_tra
     tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
     status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif",
                           "--model", tmp_path / "m.safetensors")
-    assert status == 2 and "--scribbles" in err and "no foreground scribbles for the nuclei" in err
+    assert status == 2 and "--scribbles" in err and "no foreground scribbles for the nuclei task" in err

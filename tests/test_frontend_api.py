@@ -67,7 +67,7 @@ def test_missing_classes_say_which_task_and_role_lack_scribbles():
     background_only = [np.ones((4, 4), np.uint8)]
     problems = missing_classes(background_only, tasks_for("nuclei+cells", 1))
     assert [(p.kind, p.value) for p in problems] == [("missing_class", (2,)), ("missing_class", (2, 3))]
-    assert "no foreground scribbles for the nuclei: draw some nucleus" in problems[0].message
+    assert "no foreground scribbles for the nuclei task in any image: draw some nucleus" in problems[0].message
     complete = [np.array([[1, 2, 3]], np.uint8)]
     assert missing_classes(complete, tasks_for("nuclei+cells", 1)) == []
 

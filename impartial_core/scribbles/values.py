@@ -182,5 +182,6 @@ def missing_classes(scribbles: Sequence[np.ndarray], tasks: Sequence) -> List[Pr
             if not present & set(values):
                 names = " or ".join(CLASS_NAMES[v] for v in values)
                 problems.append(Problem("scribbles", "missing_class",
-                                        f"no {role} scribbles for the {task.name}: draw some {names}", tuple(values)))
+                                        f"no {role} scribbles for the {task.name} task in any image: draw some {names}",
+                                        tuple(values)))
     return problems
