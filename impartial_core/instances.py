@@ -7,17 +7,25 @@ numbers of each object set are consecutive from 1.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import gaussian, threshold_otsu
-from skimage.morphology import h_maxima
+from skimage.morphology import h_maxima, local_maxima, reconstruction
 from skimage.segmentation import clear_border, relabel_sequential, watershed
 
 from .config import InstanceConfig
-from .normalization import normalize
+from .normalization import as_channels_first, normalize
+
+
+# Cells from a nuclear stain (cells-only models): smoothing of the stain before its threshold, in
+# pixels, and the weight of distance against intensity change in the propagation (CellProfiler's
+# "regularization factor"). Measured on the MP6843 fields (benchmarks/results/mp6843.md).
+NUCLEAR_STAIN_SIGMA = 2.0
+PROPAGATION_REGULARIZATION = 0.05
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -190,12 +198,10 @@ def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
 def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceConfig(), sigma: float = 1.0) -> np.ndarray:
     """Nuclei found in a nuclear-stain channel without training: Otsu threshold, then split.
 
-    Markers for cells when only the whole-cell task was trained: the nuclear stain says where
+    The seeds of cells when only the whole-cell task was trained: the nuclear stain says where
     each cell is even where the cell probability shows no boundary between touching cells.
     The channel is smoothed (``sigma`` pixels) and percentile-normalised first, so one hot
-    pixel neither sets the threshold nor becomes a nucleus. On the Vectra images such markers
-    cut worse cells than the distance split (``experiments/README.md``), so the module does not
-    use them; they are here for images whose nuclear stain is cleaner.
+    pixel neither sets the threshold nor becomes a nucleus.
     """
     smooth = gaussian(normalize(np.asarray(channel, dtype=np.float32)[None])[0], sigma=sigma)
     # A constant channel has no foreground (Otsu is undefined there).
@@ -204,31 +210,112 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     return nuclei_from_probability(smooth, float(threshold_otsu(smooth)), config)
 
 
-def cells_from_probability(
-    cell_probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig(),
-    seeds: Optional[np.ndarray] = None,
-) -> np.ndarray:
-    """Cells when only the whole-cell task was trained: split the cell mask by itself.
+def _propagate_module():
+    """CellProfiler's propagation (``propagate`` of centrosome, named centriole in CellProfiler 5), or None."""
+    for name in ("centrosome.propagate", "centriole.propagate"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
-    ``seeds`` (a label image, for instance ``nuclei_from_channel`` of a nuclear stain, or a
-    boolean mask of markers) replace the distance-transform maxima as watershed markers: each
-    seed that overlaps the cell mask grows into one cell over the inverted cell probability.
-    Parts of the mask that no seed reaches are split by distance as without seeds, so a cell
-    whose nucleus is out of plane is not lost.
+
+def propagate(seeds: np.ndarray, mask: np.ndarray, image: np.ndarray, regularization: float = 0.05) -> np.ndarray:
+    """Grow labelled ``seeds`` over ``mask`` along ``image``, as IdentifySecondaryObjects "Propagation".
+
+    A pixel goes to the seed nearest to it, where a step between neighbours costs the intensity
+    difference of ``image`` plus ``regularization`` times its length: boundaries between touching
+    cells settle where the image changes, and pixels of the mask no seed reaches stay 0. Uses
+    CellProfiler's own implementation (the centrosome package) when installed; without it, a
+    watershed of ``image``'s gradient from the same seeds, which draws similar boundaries.
+    """
+    seeds = np.asarray(seeds, dtype=np.int32)
+    mask = np.asarray(mask, dtype=bool) | (seeds > 0)
+    image = np.asarray(image, dtype=np.float64)
+    module = _propagate_module()
+    if module is not None:
+        labels, _ = module.propagate(image, seeds, mask, float(regularization))
+        return np.asarray(labels, dtype=np.int32)
+    gradient = ndi.gaussian_gradient_magnitude(image, 1.0)
+    return watershed(gradient, seeds, mask=mask).astype(np.int32)
+
+
+def split_at_valleys(cell_probability: np.ndarray, mask: np.ndarray, depth: float = 0.2) -> np.ndarray:
+    """Label a cell mask, splitting touching cells only where the probability says so.
+
+    Markers are the maxima of the (lightly smoothed) cell probability that stand at least
+    ``depth`` above the lowest point of any path to a higher maximum; a watershed of the
+    probability grows them over the mask. Two cells are thus cut apart only along a valley of the
+    probability at least ``depth`` deep: an irregular cell, whose probability is high throughout,
+    stays one object whatever its shape.
+    """
+    smooth = np.where(mask, ndi.gaussian_filter(np.asarray(cell_probability, dtype=np.float64), 1.0), 0.0)
+    # The h-maxima as whole plateaus: the regional maxima of the probability lowered by ``depth``
+    # and rebuilt under itself (skimage's h_maxima cuts a plateau joined by a slightly lower neck
+    # into two markers).
+    lowered = reconstruction(np.maximum(smooth - depth, 0.0), smooth, method="dilation")
+    markers = ndi.label(local_maxima(lowered, connectivity=2) & mask, structure=np.ones((3, 3)))[0]
+    labels = watershed(-smooth, markers, mask=mask).astype(np.int32)
+    # A component whose maxima h_maxima dropped (flat below ``depth``) is one object.
+    rest = mask & (labels == 0)
+    if rest.any():
+        labels[rest] = ndi.label(rest)[0][rest] + labels.max()
+    return labels
+
+
+def cells_from_probability(cell_probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
+    """Cells when only the whole-cell task was trained and there is no nuclear stain.
+
+    The cell mask is split where the probability has a valley between touching cells
+    (:func:`split_at_valleys`), never by the mask's shape alone; without ``config.split_touching``
+    each connected part of the mask is one cell.
     """
     mask = cell_probability > threshold
-    if seeds is None:
-        return _clean_up(_objects_in(mask, config), config, config.cell_min_size)
-    seeds = np.asarray(seeds)
-    if seeds.dtype == bool:
-        markers = ndi.label(seeds & mask)[0]
-    else:
-        markers = relabel_sequential(np.where(mask, seeds, 0).astype(np.int32))[0]
-    labels = watershed(-cell_probability.astype(np.float32), markers, mask=mask).astype(np.int32)
-    unreached = mask & (labels == 0)
-    if unreached.any():
-        labels[unreached] = _objects_in(unreached, config)[unreached] + labels.max()
+    labels = split_at_valleys(cell_probability, mask) if config.split_touching else ndi.label(mask)[0]
     return _clean_up(labels, config, config.cell_min_size)
+
+
+def seeds_in_cells(nuclei: np.ndarray, cell_mask: np.ndarray, min_inside: float = 0.5) -> np.ndarray:
+    """The nuclei with at least ``min_inside`` of their pixels in the cell mask, numbered 1..n.
+
+    A stained blob outside every cell (debris, a nucleus of a cell the cell task calls
+    background) seeds nothing.
+    """
+    n = int(nuclei.max(initial=0))
+    if n == 0:
+        return np.zeros(nuclei.shape, dtype=np.int32)
+    area = np.bincount(nuclei.ravel(), minlength=n + 1)
+    inside = np.bincount(nuclei[cell_mask].ravel(), minlength=n + 1)
+    keep = inside >= min_inside * np.maximum(area, 1)
+    keep[0] = False
+    return relabel_sequential(np.where(keep[nuclei], nuclei, 0))[0].astype(np.int32)
+
+
+def cells_from_seeds(
+    seeds: np.ndarray, cell_probability: np.ndarray, threshold: float, landscape: np.ndarray,
+    config: InstanceConfig = InstanceConfig(), regularization: float = 0.05,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Nuclei and whole cells grown from labelled ``seeds`` (nuclei) within the cell mask.
+
+    Each seed grows by :func:`propagate` over ``landscape`` (an image whose changes mark where
+    touching cells meet) through the mask ``cell_probability > threshold``; parts of the mask no
+    seed reaches are left out, as IdentifySecondaryObjects does, so that every cell has its
+    nucleus. Cells under ``config.cell_min_size`` pixels are dropped with their nuclei.
+
+    Returns
+    -------
+    (nuclei, cells) : int32 label images, nucleus n inside cell n, both numbered 1..n.
+    """
+    mask = cell_probability > threshold
+    seeds = seeds_in_cells(seeds, mask)
+    cells = propagate(seeds, mask, landscape, regularization)
+    cells[seeds > 0] = seeds[seeds > 0]
+    if config.fill_holes:
+        cells = _fill_holes_per_object(cells)
+    cells = _remove_small(cells, config.cell_min_size)
+    cells, forward, _ = relabel_sequential(cells)
+    nuclei = np.where(forward[seeds] == cells, cells, 0)
+    return nuclei.astype(np.int32), cells.astype(np.int32)
 
 
 @dataclass
@@ -240,12 +327,37 @@ class Objects:
     cytoplasm: Optional[np.ndarray] = None
 
 
+def cell_landscape(cell_probability: np.ndarray, image: np.ndarray, nuclear_channel: int) -> np.ndarray:
+    """What cells are grown over: the cell probability averaged with the cell channels.
+
+    The cell channels are every channel but the nuclear one, percentile-normalised (clipped to
+    [0, 1]) and averaged; the probability says where cells end against background, the channels
+    where two touching cells meet. A one-channel image (the nuclear stain only) gives the
+    probability alone.
+    """
+    channels = normalize(as_channels_first(image))
+    others = [c for c in range(channels.shape[0]) if c != nuclear_channel]
+    probability = np.asarray(cell_probability, dtype=np.float32)
+    if not others:
+        return probability
+    return 0.5 * (probability + np.clip(channels[others], 0.0, 1.0).mean(axis=0))
+
+
 def segment(
-    foreground_probability: dict, thresholds: dict, config: InstanceConfig = InstanceConfig()
+    foreground_probability: dict, thresholds: dict, config: InstanceConfig = InstanceConfig(),
+    image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None,
 ) -> Objects:
     """Objects from per-task foreground probabilities (keys ``nuclei`` and/or ``cells``).
 
     ``config.threshold`` overrides the per-task ``thresholds`` learnt at training when set.
+
+    - nuclei (+ cells): nuclei from their probability; cells grown from them, cytoplasm between.
+    - cells only, with ``image`` (raw, (H, W) or (C, H, W)) and its ``nuclear_channel``: nuclei
+      found in the nuclear stain (:func:`nuclei_from_channel`) seed the cells, which grow by
+      CellProfiler's propagation (:func:`cells_from_seeds` over :func:`cell_landscape`); nuclei,
+      cells and cytoplasm are returned, numbered alike.
+    - cells only, without a nuclear channel: cells only, split where the probability has a valley
+      (:func:`cells_from_probability`).
     """
     def threshold(task: str) -> float:
         return config.threshold if config.threshold is not None else thresholds.get(task, 0.5)
@@ -259,18 +371,29 @@ def segment(
         objects.nuclei = nuclei_from_probability(foreground_probability["nuclei"], threshold("nuclei"), nuclei_config)
         if with_cells:
             objects.cells = cells_from_nuclei(objects.nuclei, foreground_probability["cells"], threshold("cells"), config)
-            if config.exclude_border:
-                # A cell touching the border goes, and so do its nucleus and cytoplasm.
-                kept = np.unique(clear_border(objects.cells))
-                drop = ~np.isin(objects.nuclei, kept)
-                objects.nuclei[drop] = 0
-                objects.cells[~np.isin(objects.cells, kept)] = 0
-                objects.nuclei, forward, _ = relabel_sequential(objects.nuclei)
-                objects.cells = forward[objects.cells].astype(np.int32)
-                objects.nuclei = objects.nuclei.astype(np.int32)
-            objects.cytoplasm = cytoplasm_from(objects.cells, objects.nuclei)
+    elif "cells" in foreground_probability and image is not None and nuclear_channel is not None:
+        channels = as_channels_first(image)
+        if not 0 <= nuclear_channel < channels.shape[0]:
+            raise ValueError(f"nuclear channel {nuclear_channel} does not exist in an image of {channels.shape[0]} "
+                             f"channel(s) (channels are numbered from 0)")
+        cell_probability = foreground_probability["cells"]
+        stain = nuclei_from_channel(channels[nuclear_channel], dataclasses.replace(config, exclude_border=False),
+                                    sigma=NUCLEAR_STAIN_SIGMA)
+        objects.nuclei, objects.cells = cells_from_seeds(
+            stain, cell_probability, threshold("cells"), cell_landscape(cell_probability, channels, nuclear_channel),
+            config, PROPAGATION_REGULARIZATION)
     elif "cells" in foreground_probability:
         objects.cells = cells_from_probability(foreground_probability["cells"], threshold("cells"), config)
+    if objects.nuclei is not None and objects.cells is not None:
+        if config.exclude_border:
+            # A cell touching the border goes, and so do its nucleus and cytoplasm.
+            kept = np.unique(clear_border(objects.cells))
+            objects.nuclei[~np.isin(objects.nuclei, kept)] = 0
+            objects.cells[~np.isin(objects.cells, kept)] = 0
+            objects.nuclei, forward, _ = relabel_sequential(objects.nuclei)
+            objects.cells = forward[objects.cells].astype(np.int32)
+            objects.nuclei = objects.nuclei.astype(np.int32)
+        objects.cytoplasm = cytoplasm_from(objects.cells, objects.nuclei)
     return objects
 
 

@@ -165,29 +165,6 @@ def test_cells_grow_from_nuclei_inside_the_cell_mask():
     assert cells[12, 6] == 1 and cells[12, 54] == 2
 
 
-def test_cells_only_mode_is_split_by_nuclear_seeds_and_keeps_cells_without_one():
-    """Two touching square cells (no distance neck) become two cells when seeded by their
-    nuclei; a third cell without a nucleus is kept, split by distance as without seeds."""
-    from impartial_core.instances import cells_from_probability
-
-    cell_p = np.zeros((40, 80), np.float32)
-    cell_p[5:35, 5:45] = 0.9           # two cells side by side: one rectangle
-    cell_p[10:30, 55:75] = 0.9         # a third cell, its nucleus not seen
-    cell_p[5:35, 24:26] = 0.6          # a faint boundary, above the threshold
-    seeds = np.zeros((40, 80), np.int32)
-    seeds[15:25, 10:18] = 7
-    seeds[15:25, 32:40] = 3
-    seeds[0:3, 0:3] = 9                # outside the cell mask: ignored
-    unseeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1))
-    seeded = cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds)
-    assert unseeded.max() == 2
-    assert seeded.max() == 3 and np.array_equal(seeded > 0, cell_p > 0.5)
-    assert seeded[20, 8] != seeded[20, 42] and seeded[20, 8] != seeded[20, 65] != seeded[20, 42]
-    assert (seeded[5:35, 5:24] == seeded[20, 8]).all() and (seeded[5:35, 26:45] == seeded[20, 42]).all()
-    # A boolean seed mask works the same way.
-    assert _same_partition(cells_from_probability(cell_p, 0.5, InstanceConfig(min_size=1), seeds=seeds > 0), seeded)
-
-
 def test_border_rule_with_cells_keeps_the_inner_cells_whole():
     """Discarding border objects with nuclei + cells: the border cell goes with its nucleus, and its
     touching neighbour keeps its own extent (it must not flood the discarded cell's place)."""

@@ -1,0 +1,123 @@
+"""Whole cells, nuclei and cytoplasm from a cells-only model: tiny synthetic images with known cells."""
+import numpy as np
+import pytest
+import torch
+
+from impartial_core.config import InstanceConfig
+from impartial_core.instances import (cells_from_probability, cells_from_seeds, propagate, seeds_in_cells, segment,
+                                      split_at_valleys)
+from impartial_core.metrics import match_at_iou
+from impartial_core.sampling import PatchSampler, TrainingImage, intensity_changes
+
+
+def _two_touching_cells(size=(40, 70)):
+    """Two rectangular cells side by side sharing one border at column 35, each with a nucleus;
+    the cell channel is brighter along their shared border (cortical actin)."""
+    truth = np.zeros(size, np.int32)
+    truth[5:35, 5:35] = 1
+    truth[5:35, 35:65] = 2
+    nuclei = np.zeros(size, np.int32)
+    nuclei[15:25, 12:20] = 1
+    nuclei[15:25, 52:60] = 2
+    cell_channel = np.where(truth > 0, 0.4, 0.0)
+    cell_channel[5:35, 34:37] = 1.0
+    dapi = np.where(nuclei > 0, 1.0, 0.05)
+    probability = np.where(truth > 0, 0.95, 0.02).astype(np.float32)
+    return truth, nuclei, np.stack([cell_channel, dapi]).astype(np.float32), probability
+
+
+def test_propagation_puts_the_border_where_the_cell_channel_changes():
+    """The nuclei sit off-centre (cell 1's near its left end, cell 2's near its right end), so
+    the midpoint between them is column 36; the bright border line draws the boundary at 34-36."""
+    truth, nuclei, image, probability = _two_touching_cells()
+    cells = propagate(nuclei, probability > 0.5, image[0])
+    assert set(np.unique(cells)) == {0, 1, 2}
+    assert np.array_equal(cells > 0, truth > 0)
+    assert match_at_iou(cells, truth, 0.9)["tp"] == 2
+
+
+def test_cells_only_model_with_a_nuclear_stain_gives_nuclei_cells_and_cytoplasm():
+    truth, nuclei_truth, image, probability = _two_touching_cells()
+    objects = segment({"cells": probability}, {"cells": 0.5}, InstanceConfig(min_size=5, cell_min_size=5),
+                      image=image, nuclear_channel=1)
+    assert objects.cells.max() == 2 and objects.nuclei.max() == 2 and objects.cytoplasm.max() == 2
+    assert match_at_iou(objects.cells, truth, 0.9)["tp"] == 2
+    assert match_at_iou(objects.nuclei, nuclei_truth, 0.7)["tp"] == 2
+    for n in (1, 2):
+        # numbered alike: nucleus n lies in cell n; cytoplasm n is cell n minus nucleus n
+        assert (objects.cells[objects.nuclei == n] == n).all()
+        assert np.array_equal(objects.cytoplasm == n, (objects.cells == n) & (objects.nuclei != n))
+
+
+def test_without_a_nuclear_channel_a_cells_only_model_gives_cells_only():
+    truth, _, image, probability = _two_touching_cells()
+    objects = segment({"cells": probability}, {"cells": 0.5}, InstanceConfig(cell_min_size=5), image=image)
+    assert objects.nuclei is None and objects.cytoplasm is None and objects.cells is not None
+
+
+def test_nuclear_channel_out_of_range_is_refused_by_name():
+    _, _, image, probability = _two_touching_cells()
+    with pytest.raises(ValueError, match="nuclear channel 2"):
+        segment({"cells": probability}, {"cells": 0.5}, image=image, nuclear_channel=2)
+
+
+def test_a_stained_blob_outside_every_cell_seeds_nothing():
+    nuclei = np.zeros((20, 40), np.int32)
+    nuclei[5:10, 5:10] = 4     # inside the cell mask
+    nuclei[5:10, 30:35] = 9    # outside it
+    mask = np.zeros((20, 40), bool)
+    mask[2:15, 2:20] = True
+    seeds = seeds_in_cells(nuclei, mask)
+    assert seeds.max() == 1 and (seeds[5:10, 5:10] == 1).all() and (seeds[:, 25:] == 0).all()
+
+
+def test_cells_that_lose_their_nucleus_to_the_size_limit_go_with_it():
+    truth, nuclei, image, probability = _two_touching_cells()
+    probability[5:35, 35:65] = 0.02          # cell 2 is not in the mask: its nucleus seeds nothing
+    probability[20:24, 55:59] = 0.95         # except a speck around part of its nucleus
+    found_nuclei, cells = cells_from_seeds(nuclei, probability, 0.5, image[0], InstanceConfig(cell_min_size=30))
+    assert cells.max() == 1 and found_nuclei.max() == 1
+    assert (cells[truth == 1] == 1).all() and (found_nuclei[nuclei == 1] == 1).all()
+
+
+def test_an_irregular_cell_without_a_probability_valley_stays_one_object():
+    """A dumbbell: two lobes joined by a thin neck, uniformly confident. The distance transform
+    has two maxima, but nothing in the probability separates them."""
+    p = np.zeros((40, 80), np.float32)
+    yy, xx = np.mgrid[:40, :80]
+    p[(yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2] = 0.95
+    p[(yy - 20) ** 2 + (xx - 60) ** 2 <= 15 ** 2] = 0.95
+    p[18:23, 20:60] = 0.95
+    assert cells_from_probability(p, 0.5, InstanceConfig()).max() == 1
+    # The same shape with a valley of probability across the neck is two cells.
+    p[:, 39:42] = np.where(p[:, 39:42] > 0.5, 0.6, p[:, 39:42])
+    cells = cells_from_probability(p, 0.5, InstanceConfig())
+    assert cells.max() == 2 and cells[20, 20] != cells[20, 60]
+
+
+def test_valley_split_keeps_every_pixel_of_the_mask():
+    rng = np.random.default_rng(0)
+    p = np.clip(rng.normal(0.7, 0.2, (32, 32)), 0, 1).astype(np.float32)
+    mask = p > 0.5
+    labels = split_at_valleys(p, mask)
+    assert np.array_equal(labels > 0, mask)
+
+
+def test_intensity_augmentation_changes_each_channel_apart_and_keeps_the_targets():
+    rng = np.random.default_rng(1)
+    gain, offset, gamma = intensity_changes(rng, 64, 2)
+    assert gain.shape == offset.shape == gamma.shape == (64, 2)
+    assert not np.allclose(gain[:, 0], gain[:, 1])
+    image = np.stack([np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))] * 2)
+    targets = np.full((1, 32, 32), -1, np.int8)
+    targets[0, 10, 5:25] = 1
+    data = [TrainingImage(image, targets, np.full_like(targets, -1))]
+    plain = PatchSampler(data, 16, 0.5, seed=3)
+    augmented = PatchSampler(data, 16, 0.5, seed=3, intensity_augmentation=True)
+    (x0, t0), (x1, t1) = plain.batch(8), augmented.batch(8)
+    assert torch.equal(t0, t1)
+    assert not torch.allclose(x0, x1)
+    # the order of intensities within a channel is kept (gain > 0, gamma > 0)
+    flat0, flat1 = x0.flatten(2), x1.flatten(2)
+    order = flat0.argsort(dim=2)
+    assert (flat1.gather(2, order).diff(dim=2) >= -1e-6).all()
