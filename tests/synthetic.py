@@ -43,6 +43,9 @@ def train_on_blobs(seed: int = 0, iterations: int = 60, **overrides: Any):
     """Train a width-8 nuclei network on ``blobs(seed=1)`` (batch 4 of 64², validated every 20
     iterations); ``overrides`` are further ``TrainingConfig`` fields.
 
+    The time budget is an hour: the iteration limit, not the machine's speed or load (a first
+    compiled step can take a minute on a busy machine), ends these trainings.
+
     Returns (``TrainingResult``, the raw image, its true labels).
     """
     from impartial_core.config import NetworkConfig, TrainingConfig, nuclei_task
@@ -50,8 +53,9 @@ def train_on_blobs(seed: int = 0, iterations: int = 60, **overrides: Any):
     from impartial_core.training import train
 
     image, truth, scribbles = blobs(seed=1)
-    config = TrainingConfig(max_iterations=iterations, batch_size=4, patch_size=64, eval_every=20, seed=seed,
-                            learning_rate=3e-3, time_budget_s=120, **overrides)
+    settings = dict(max_iterations=iterations, batch_size=4, patch_size=64, eval_every=20, seed=seed,
+                    learning_rate=3e-3, time_budget_s=3600.0)
+    config = TrainingConfig(**{**settings, **overrides})
     return train([normalize(image[None])], [scribbles], [nuclei_task()], NetworkConfig(1, 8), config), image, truth
 
 
@@ -61,5 +65,6 @@ def blob_model():
     from impartial_core.model import ImPartialModel
 
     image, _, scribbles = blobs(seed=1)
-    config = TrainingConfig(max_iterations=40, batch_size=4, patch_size=64, eval_every=20, learning_rate=3e-3)
+    config = TrainingConfig(max_iterations=40, batch_size=4, patch_size=64, eval_every=20, learning_rate=3e-3,
+                            time_budget_s=3600.0)
     return ImPartialModel.train([image], [scribbles], [nuclei_task()], NetworkConfig(1, 8), config)
