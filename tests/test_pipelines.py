@@ -57,19 +57,27 @@ def test_shipped_pipeline_loads_without_warnings(name, caplog):
         assert impartial.segment_choice.value == "Nuclei, cells and cytoplasm"
 
 
+# ------------------------------------------------------------------------------ running a shipped pipeline
+def run_shipped(tmp, name, inputs, add_modules=None):
+    """Run the shipped pipeline ``name`` on ``inputs`` with ImPartial's training shortened, after
+    ``add_modules(pipeline)`` adds downstream modules; the outputs folder, log and exit code."""
+    pipeline, problems = H.load_pipeline(H.PIPELINES / name)
+    assert not problems
+    H.set_values(H.module(pipeline, "ImPartial"), **TRAINING)
+    if add_modules is not None:
+        add_modules(pipeline)
+    path = H.write_pipeline(pipeline, tmp / ("fast_" + name))
+    out = tmp / "out"
+    rc, log, seconds = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", out], tmp / "run.log")
+    print("%s: %.0f s, exit %d" % (name, seconds, rc))
+    return {"inputs": inputs, "out": out, "log": log, "rc": rc}
+
+
 # ------------------------------------------------------------------------------ MIBI nuclei
 @pytest.fixture(scope="module")
 def mibi_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mibi")
-    inputs = H.write_mibi_crops(tmp / "in")
-    pipeline, problems = H.load_pipeline(H.PIPELINES / "nuclei_mibi.cppipe")
-    assert not problems
-    H.set_values(H.module(pipeline, "ImPartial"), **TRAINING)
-    path = H.write_pipeline(pipeline, tmp / "nuclei_mibi_fast.cppipe")
-    out = tmp / "out"
-    rc, log, seconds = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", out], tmp / "run.log")
-    print("nuclei_mibi: %.0f s, exit %d" % (seconds, rc))
-    return {"inputs": inputs, "out": out, "log": log, "rc": rc}
+    return run_shipped(tmp, "nuclei_mibi.cppipe", H.write_mibi_crops(tmp / "in"))
 
 
 def test_mibi_counts_and_accuracy(mibi_run):
@@ -129,14 +137,8 @@ def test_mibi_columns_and_overlays(mibi_run):
 
 
 # ------------------------------------------------------------------------------ Vectra cells + downstream modules
-@pytest.fixture(scope="module")
-def vectra_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vectra")
-    inputs = H.write_vectra_crops(tmp / "in")
-    pipeline, problems = H.load_pipeline(H.PIPELINES / "cells_vectra.cppipe")
-    assert not problems
-    H.set_values(H.module(pipeline, "ImPartial"), **TRAINING)
-    # Downstream CellProfiler modules, before the export modules
+def add_downstream_modules(pipeline):
+    """CellProfiler's own modules downstream of ImPartial, before the export modules."""
     flt = H.add_module(pipeline, "FilterObjects", before="ExportToSpreadsheet", x_name="Cells",
                        y_name="ConfidentCells", mode="Measurements", filter_choice="Limits")
     measurement = flt.measurements[0]
@@ -164,11 +166,12 @@ def vectra_run(tmp_path_factory):
     H.add_module(pipeline, "ExportToDatabase", db_type="SQLite", sqlite_file="impartial.db",
                  separate_object_tables="One table per object type", allow_overwrite="Data and schema",
                  wants_agg_mean=True)
-    path = H.write_pipeline(pipeline, tmp / "cells_vectra_downstream.cppipe")
-    out = tmp / "out"
-    rc, log, seconds = H.run_cellprofiler(["-c", "-r", "-p", path, "-i", inputs, "-o", out], tmp / "run.log")
-    print("cells_vectra + downstream: %.0f s, exit %d" % (seconds, rc))
-    return {"out": out, "log": log, "rc": rc}
+
+
+@pytest.fixture(scope="module")
+def vectra_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vectra")
+    return run_shipped(tmp, "cells_vectra.cppipe", H.write_vectra_crops(tmp / "in"), add_downstream_modules)
 
 
 def test_vectra_nuclei_cells_cytoplasm(vectra_run):
