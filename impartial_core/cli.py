@@ -187,8 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"(delete it, or give another --model, to train again)")
         return 0
     if model_path.exists() and not args.overwrite:
-        raise CliError(f"the model file {model_path} already exists and holds another model; use --overwrite to "
-                       f"replace it (it is kept as a dated backup)")
+        raise CliError(f"the model file {model_path} already exists and holds no model of these images, scribbles "
+                       f"and settings; use --overwrite to replace it (it is kept as a dated backup)")
 
     def train(request: TrainingRequest) -> ImPartialModel:
         return ImPartialModel.train(request.images, request.scribbles, request.tasks, request.network, request.training,
