@@ -17,6 +17,7 @@ Models in memory are kept in a bounded, thread-safe least-recently-used cache, o
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -33,6 +34,9 @@ from .model_io import ModelFileError, ModelInfo, read_model_info
 from .scribble_files import keep_dated_backup
 
 log = logging.getLogger(__name__)
+
+#: Seconds a refinement (a fine-tune after new strokes, :meth:`ModelStore.refine`) trains at most.
+REFINE_BUDGET_S = 20.0
 
 
 def _file_stamp(path: os.PathLike) -> Tuple[str, int, int]:
@@ -186,6 +190,33 @@ class ModelStore:
             self._models.put(key, model)
             source = "trained"
         return Stored(model, source, self.save(model, path))
+
+    def refine(self, path: os.PathLike, request: TrainingRequest, start_from: ImPartialModel,
+               train: Optional[Callable[[TrainingRequest], ImPartialModel]] = None,
+               budget_s: float = REFINE_BUDGET_S) -> "Stored":
+        """Fine-tune ``start_from`` on ``request``'s images and scribbles for at most ``budget_s``
+        seconds, and keep the result as *the* model of ``request``.
+
+        This is the loop of drawing in the editor: a few strokes are added, and the model learns
+        them in seconds instead of training again from scratch. The refined model carries the
+        fingerprint of ``request``, so a later :meth:`train_or_reuse` of the same images, scribbles
+        and settings (a headless run of the pipeline, a cluster job) reuses it and does not train.
+        It is saved at ``path`` like a trained model (a different model there is backed up first).
+        """
+        if start_from.task_names != tuple(t.name for t in request.tasks):
+            raise ValueError(f"cannot refine a model of {' + '.join(start_from.task_names)} for "
+                             f"{' + '.join(t.name for t in request.tasks)}")
+        budget = dataclasses.replace(request.training, time_budget_s=min(budget_s, request.training.time_budget_s))
+        tuning = dataclasses.replace(request, training=budget, start_from=start_from, network=start_from.net.network)
+        fingerprint = request.fingerprints()[0]
+        refined = (train or _train)(tuning)
+        summary = dict(refined.training_summary, refined_for=fingerprint)
+        model = dataclasses.replace(refined, fingerprint=fingerprint, training=request.training,
+                                    training_summary=summary)
+        self._models.put(("trained", fingerprint), model)
+        self.log.info("refined the model %s in %s s (%s iterations)", start_from.fingerprint[:12],
+                      summary.get("elapsed_s"), summary.get("iterations"))
+        return Stored(model, "trained", self.save(model, path))
 
     def save(self, model: ImPartialModel, path: os.PathLike) -> Optional[Path]:
         """Write ``model`` to ``path`` atomically; a file already there is first copied to a dated

@@ -19,10 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..problems import InputError, Problem
-from . import BACKGROUND, CYTOPLASM, NUCLEUS
+from . import BACKGROUND, CYTOPLASM, NUCLEUS, SPLIT
 
 #: the classes by their name in the user's words
-CLASS_NAMES = {BACKGROUND: "background", NUCLEUS: "nucleus", CYTOPLASM: "cytoplasm"}
+CLASS_NAMES = {BACKGROUND: "background", NUCLEUS: "nucleus", CYTOPLASM: "cytoplasm", SPLIT: "split"}
 
 #: readers' scale factors of integer images: none, 8-bit (CellProfiler divides by 255), 16-bit
 _SCALES = (1.0, 255.0, 65535.0)
@@ -79,18 +79,21 @@ class ScribbleValues:
 
     ``cytoplasm`` matters only to tasks with cells (``uses_cytoplasm``): for nuclei alone,
     cytoplasm scribbles count as background, so a nuclei-only run reads the same images as a cells
-    one, and a cytoplasm value equal to another class's yields to it.
+    one, and a cytoplasm value equal to another class's yields to it. ``split`` marks split strokes
+    (lines where touching objects meet); None reads no split strokes.
     """
 
     background: int = BACKGROUND
     nucleus: int = NUCLEUS
     cytoplasm: int = CYTOPLASM
     uses_cytoplasm: bool = True
+    split: Optional[int] = SPLIT
 
     def classes(self) -> List[Tuple[str, int]]:
         """(field, value) of the classes whose values must differ, in the order the user gives them."""
         fields = [("background", self.background), ("nucleus", self.nucleus)]
-        return fields + [("cytoplasm", self.cytoplasm)] if self.uses_cytoplasm else fields
+        fields += [("cytoplasm", self.cytoplasm)] if self.uses_cytoplasm else []
+        return fields + [("split", self.split)] if self.split is not None else fields
 
     def field_of(self, scribble_class: int) -> str:
         """The field (``background``, ``nucleus``, ``cytoplasm``) of a class of the convention."""
@@ -103,11 +106,23 @@ class ScribbleValues:
     def mapping(self) -> Dict[int, int]:
         """User value -> the convention's class (for ``remap_scribbles``)."""
         values = {self.background: BACKGROUND, self.nucleus: NUCLEUS}
+        if self.split is not None:
+            values[self.split] = SPLIT
         if self.uses_cytoplasm:
             values[self.cytoplasm] = CYTOPLASM
         else:
             values.setdefault(self.cytoplasm, CYTOPLASM)
         return values
+
+    def from_classes(self, scribbles: np.ndarray) -> np.ndarray:
+        """Scribbles in the convention written back in the user's values (what the editor paints and
+        the module's scribble files hold); the inverse of :meth:`to_classes`. uint16 when a value
+        exceeds 255."""
+        table = np.zeros(max(CLASS_NAMES) + 1, dtype=np.int64)
+        for value, scribble_class in self.mapping().items():
+            table[scribble_class] = value
+        values = table[np.asarray(scribbles, dtype=np.intp)]
+        return values.astype(np.uint8 if values.max(initial=0) < 256 else np.uint16)
 
     def problems(self) -> List[Problem]:
         """Two classes given the same value: a problem (kind ``"same_value"``) on the second one's field."""
