@@ -59,3 +59,39 @@ def cut_objects(labels: np.ndarray, split: np.ndarray, min_size: int = 1) -> np.
         same_object = labels[rows, cols] == labels
         parts[orphans & same_object] = nearest[orphans & same_object]
     return relabel_sequential(parts)[0].astype(np.int32)
+
+
+def split_objects(objects: "Objects", split: np.ndarray, min_size: int = 1) -> "Objects":
+    """The object sets of one image with its split strokes applied.
+
+    Nuclei are cut (or, without nuclei, cells); with nuclei and cells, a cell whose nucleus was cut
+    is divided between the parts of its nucleus (each pixel to the nearest part) and every cell
+    keeps the number of its nucleus; cytoplasm is made again from both.
+    """
+    from skimage.segmentation import watershed
+
+    from .instances import Objects, cytoplasm_from
+
+    split = np.asarray(split, dtype=bool)
+    if not split.any():
+        return objects
+    if objects.nuclei is None:
+        return Objects(cells=cut_objects(objects.cells, split, min_size) if objects.cells is not None else None)
+    nuclei = cut_objects(objects.nuclei, split, min_size)
+    if objects.cells is None:
+        return Objects(nuclei=nuclei)
+    old_nuclei, old_cells = objects.nuclei, objects.cells
+    cells = np.zeros_like(nuclei)
+    for number, box in enumerate(ndi.find_objects(old_cells), start=1):
+        if box is None:
+            continue
+        cell = old_cells[box] == number
+        parts = np.unique(nuclei[box][(old_nuclei[box] == number) & (nuclei[box] > 0)])
+        if parts.size == 1:
+            cells[box][cell] = parts[0]
+        elif parts.size > 1:
+            markers = np.where(cell & np.isin(nuclei[box], parts), nuclei[box], 0)
+            grown = watershed(np.zeros(cell.shape), markers, mask=cell)
+            cells[box][cell] = grown[cell]
+    cells[nuclei > 0] = nuclei[nuclei > 0]
+    return Objects(nuclei=nuclei, cells=cells, cytoplasm=cytoplasm_from(cells, nuclei))

@@ -58,3 +58,27 @@ def test_no_strokes_only_renumbers():
 def test_sizes_must_match():
     with pytest.raises(ValueError, match="differ in size"):
         cut_objects(np.zeros((4, 4), int), np.zeros((4, 5), bool))
+
+
+def test_cells_follow_their_cut_nucleus_and_keep_its_number():
+    from impartial_core.instances import Objects, cytoplasm_from
+    from impartial_core.split_strokes import split_objects
+
+    merged, left, right = two_touching_discs()
+    nuclei = np.where(merged == 1, 1, 0).astype(np.int32)
+    rows, cols = np.ogrid[:40, :60]
+    cells = np.where((np.abs(rows - 20) <= 14) & (cols >= 8) & (cols <= 50), 1, 0).astype(np.int32)
+    cells[nuclei > 0] = 1
+    objects = Objects(nuclei=nuclei, cells=cells, cytoplasm=cytoplasm_from(cells, nuclei))
+    split = np.zeros_like(merged, bool)
+    split[8:33, 29] = True
+    out = split_objects(objects, split)
+    assert sorted(np.unique(out.nuclei[out.nuclei > 0])) == [1, 2]
+    assert sorted(np.unique(out.cells[out.cells > 0])) == [1, 2]
+    assert ((out.cells > 0) == (cells > 0)).all()  # the cell is divided, not shrunk
+    for n in (1, 2):  # each cell holds its own nucleus
+        assert (out.cells[out.nuclei == n] == n).all()
+    assert out.cells[20, 10] == out.nuclei[20, 18] and out.cells[20, 48] == out.nuclei[20, 40]
+    assert ((out.cytoplasm > 0) == ((out.cells > 0) & (out.nuclei == 0))).all()
+    # no strokes: the very same objects
+    assert split_objects(objects, np.zeros_like(split)) is objects
