@@ -43,7 +43,7 @@ PY
     [ -x "$V/bin/bioimageio" ] || die "$V/bin/bioimageio is missing"
 }
 
-if [ -z "${FORCE:-}" ] && [ -f "$V/$STAMP_NAME" ] && [ "$(cat "$V/$STAMP_NAME")" = "$(stamp_key)" ]; then
+if [ -z "${FORCE:-}${CLEAN:-}" ] && [ -f "$V/$STAMP_NAME" ] && [ "$(cat "$V/$STAMP_NAME")" = "$(stamp_key)" ]; then
     log "$V is up to date (stamp $(stamp_key)), skipping"
     verify
     exit 0
