@@ -41,8 +41,8 @@ from . import __version__
 from .model import ImPartialModel
 from .normalization import CLIP, HIGH_PERCENTILE, LOW_PERCENTILE, as_channels_first
 
-# Format 0.5, at a patch level that tools released before the newest spec library already read
-# (every field written here exists since 0.5.0); bioimageio.spec 0.5.12 validates it as 0.5.12.
+# Format 0.5 at an earlier patch level, which tools released before the newest spec library
+# also read; bioimageio.spec 0.5.12 reads it as 0.5.12 (bioimageio test reports that).
 FORMAT_VERSION = "0.5.4"
 # bioimage.io's default for scale_range: (x - low) / (high - low + EPS).
 EPS = 1e-6
