@@ -239,7 +239,7 @@ def description(model: ImPartialModel, files: Dict[str, Path], names: Sequence[s
     def output(output_id: str, what: str) -> Dict[str, Any]:
         return {
             "id": output_id,
-            "description": f"{what} per task ({', '.join(model.task_names)})",
+            "description": f"{what}; one channel per task ({', '.join(model.task_names)})",
             "axes": [{"type": "batch"}, {"type": "channel", "channel_names": list(model.task_names)}]
             + [{"type": "space", "id": a, "size": {"tensor_id": INPUT_ID, "axis_id": a}, "halo": halo(depth)}
                for a in ("y", "x")],
