@@ -204,7 +204,8 @@ module in CellProfiler gives the objects.
 
 ## Validation
 The package's test output is what this network gives on its test input (`bioimageio test`
-reproduces it). `impartial predict` with the attached model file gives the same foreground
+reproduces it). `impartial predict` with the attached model file (without `--flips`, the
+averaging over flipped copies that this network does not do) gives the same foreground
 probability on whole images of up to 512 x 512 pixels (ImPartial's tile size), up to float
 rounding; larger images are predicted in tiles by both, blended differently near tile seams.
 Tools that pad an image by the output halo ({halo(model.net.network.depth)} pixels) before
