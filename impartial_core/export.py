@@ -207,7 +207,8 @@ The package's test output is what this network gives on its test input (`bioimag
 reproduces it). `impartial predict` with the attached model file (without `--flips`, the
 averaging over flipped copies that this network does not do) gives the same foreground
 probability on whole images of up to 512 x 512 pixels (ImPartial's tile size), up to float
-rounding; larger images are predicted in tiles by both, blended differently near tile seams.
+rounding; larger images ImPartial predicts in overlapping tiles (as tools may), so values near
+tile seams can differ slightly.
 Tools that pad an image by the output halo ({halo(model.net.network.depth)} pixels) before
 predicting, as bioimageio.core does (mirroring the image), give other values within that
 distance of the image's edge: ImPartial does not pad.
