@@ -327,22 +327,6 @@ class Objects:
     cytoplasm: Optional[np.ndarray] = None
 
 
-def cell_landscape(cell_probability: np.ndarray, image: np.ndarray, nuclear_channel: int) -> np.ndarray:
-    """What cells are grown over: the cell probability averaged with the cell channels.
-
-    The cell channels are every channel but the nuclear one, percentile-normalised (clipped to
-    [0, 1]) and averaged; the probability says where cells end against background, the channels
-    where two touching cells meet. A one-channel image (the nuclear stain only) gives the
-    probability alone.
-    """
-    channels = normalize(as_channels_first(image))
-    others = [c for c in range(channels.shape[0]) if c != nuclear_channel]
-    probability = np.asarray(cell_probability, dtype=np.float32)
-    if not others:
-        return probability
-    return 0.5 * (probability + np.clip(channels[others], 0.0, 1.0).mean(axis=0))
-
-
 def segment(
     foreground_probability: dict, thresholds: dict, config: InstanceConfig = InstanceConfig(),
     image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None,
@@ -353,9 +337,9 @@ def segment(
 
     - nuclei (+ cells): nuclei from their probability; cells grown from them, cytoplasm between.
     - cells only, with ``image`` (raw, (H, W) or (C, H, W)) and its ``nuclear_channel``: nuclei
-      found in the nuclear stain (:func:`nuclei_from_channel`) seed the cells, which grow by
-      CellProfiler's propagation (:func:`cells_from_seeds` over :func:`cell_landscape`); nuclei,
-      cells and cytoplasm are returned, numbered alike.
+      found in the nuclear stain (:func:`nuclei_from_channel`) seed the cells, which grow over the
+      cell probability by CellProfiler's propagation (:func:`cells_from_seeds`); nuclei, cells and
+      cytoplasm are returned, numbered alike.
     - cells only, without a nuclear channel: cells only, split where the probability has a valley
       (:func:`cells_from_probability`).
     """
@@ -379,9 +363,10 @@ def segment(
         cell_probability = foreground_probability["cells"]
         stain = nuclei_from_channel(channels[nuclear_channel], dataclasses.replace(config, exclude_border=False),
                                     sigma=NUCLEAR_STAIN_SIGMA)
+        # Grown over the cell probability itself: on the MP6843 fields it drew better boundaries
+        # than the cell channel (actin) or the mean of both (benchmarks/results/mp6843_instances.txt).
         objects.nuclei, objects.cells = cells_from_seeds(
-            stain, cell_probability, threshold("cells"), cell_landscape(cell_probability, channels, nuclear_channel),
-            config, PROPAGATION_REGULARIZATION)
+            stain, cell_probability, threshold("cells"), cell_probability, config, PROPAGATION_REGULARIZATION)
     elif "cells" in foreground_probability:
         objects.cells = cells_from_probability(foreground_probability["cells"], threshold("cells"), config)
     if objects.nuclei is not None and objects.cells is not None:

@@ -26,11 +26,22 @@ def _two_touching_cells(size=(40, 70)):
     return truth, nuclei, np.stack([cell_channel, dapi]).astype(np.float32), probability
 
 
-def test_propagation_puts_the_border_where_the_cell_channel_changes():
-    """The nuclei sit off-centre (cell 1's near its left end, cell 2's near its right end), so
-    the midpoint between them is column 36; the bright border line draws the boundary at 34-36."""
-    truth, nuclei, image, probability = _two_touching_cells()
-    cells = propagate(nuclei, probability > 0.5, image[0])
+@pytest.mark.parametrize("cellprofiler_installed", [True, False])
+def test_propagation_puts_the_border_where_the_image_changes(cellprofiler_installed, monkeypatch):
+    """Seeds off-centre: cell 2's just right of the shared border, so halfway between the seeds
+    is column 26, deep inside cell 1; the bright border line still draws the boundary at 34-36,
+    with CellProfiler's propagation and with the watershed used where it is not installed."""
+    from impartial_core import instances
+
+    if not cellprofiler_installed:
+        monkeypatch.setattr(instances, "_propagate_module", lambda: None)
+    elif instances._propagate_module() is None:
+        pytest.skip("neither centrosome nor centriole is installed")
+    truth, _, image, probability = _two_touching_cells()
+    seeds = np.zeros(truth.shape, np.int32)
+    seeds[15:25, 8:14] = 1
+    seeds[15:25, 38:44] = 2
+    cells = propagate(seeds, probability > 0.5, image[0])
     assert set(np.unique(cells)) == {0, 1, 2}
     assert np.array_equal(cells > 0, truth > 0)
     assert match_at_iou(cells, truth, 0.9)["tp"] == 2
