@@ -235,9 +235,15 @@ class ImPartialModel:
         one learnt at training (0.5 for a model that learnt none)."""
         return float(config.threshold) if config.threshold is not None else float(self.thresholds.get(task, 0.5))
 
-    def segment(self, maps: Dict[str, TaskMaps], config: InstanceConfig = InstanceConfig()) -> Objects:
-        """Objects (nuclei, cells, cytoplasm) from this model's probability maps."""
-        return segment({k: m.foreground_probability for k, m in maps.items()}, self.thresholds, config)
+    def segment(self, maps: Dict[str, TaskMaps], config: InstanceConfig = InstanceConfig(),
+                image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None) -> Objects:
+        """Objects (nuclei, cells, cytoplasm) from this model's probability maps.
+
+        A cells-only model given the raw ``image`` and its ``nuclear_channel`` seeds its cells from
+        the nuclei in that channel and returns nuclei and cytoplasm too (``instances.segment``).
+        """
+        return segment({k: m.foreground_probability for k, m in maps.items()}, self.thresholds, config,
+                       image=image, nuclear_channel=nuclear_channel)
 
     # ------------------------------------------------------------------ files
     def metadata(self) -> Dict[str, Any]:
