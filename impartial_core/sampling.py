@@ -95,22 +95,6 @@ def prepare_training_images(
     return prepared
 
 
-# Per-channel intensity changes of a training patch (normalised units: 0 and 1 are the channel's
-# 1st and 99.8th percentiles): gain and gamma drawn log-uniformly, offset uniformly.
-GAIN_RANGE = (0.6, 1.6)
-OFFSET_RANGE = (-0.2, 0.2)
-GAMMA_RANGE = (0.6, 1.6)
-
-
-def intensity_changes(rng: np.random.Generator, n_samples: int, n_channels: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gain, offset, gamma), each (n_samples, n_channels) float32, drawn independently per channel."""
-    shape = (n_samples, n_channels)
-    gain = np.exp(rng.uniform(*np.log(GAIN_RANGE), shape))
-    offset = rng.uniform(*OFFSET_RANGE, shape)
-    gamma = np.exp(rng.uniform(*np.log(GAMMA_RANGE), shape))
-    return gain.astype(np.float32), offset.astype(np.float32), gamma.astype(np.float32)
-
-
 class PatchSampler:
     """Draws augmented patch batches, about ``scribble_bias`` of them centred near a scribble.
 
@@ -119,16 +103,11 @@ class PatchSampler:
     Generator, so a seed reproduces the batches, on any device; the pixels are then cut out by one
     gather on ``device``, where all training images are kept, so a GPU never waits for the host to
     copy patches (a per-sample loop of numpy slices took 10 ms for a batch of 64).
-
-    With ``intensity_augmentation``, each sample's channels are also rescaled independently
-    (:func:`intensity_changes`): a field with a dimmer stain or a brighter background must not look
-    like another class.
     """
 
     def __init__(self, data: Sequence[TrainingImage], patch_size: int, scribble_bias: float, seed: int,
-                 device: torch.device = torch.device("cpu"), intensity_augmentation: bool = False) -> None:
+                 device: torch.device = torch.device("cpu")) -> None:
         self.patch = patch_size
-        self.intensity_augmentation = intensity_augmentation
         self.bias = scribble_bias
         self.rng = np.random.default_rng(seed)
         padded = []
@@ -206,11 +185,4 @@ class PatchSampler:
         index = corner[:, None, None] + self.view_rows[view] * width[:, None, None] + self.view_cols[view]  # (B, P, P)
         images = self.pixels[index].permute(0, 3, 1, 2)                                  # (B, C, P, P)
         targets = self.labels[index].permute(0, 3, 1, 2).long()
-        if self.intensity_augmentation:
-            gain, offset, gamma = (torch.from_numpy(v).to(self.device)[:, :, None, None]
-                                   for v in intensity_changes(self.rng, images.shape[0], images.shape[1]))
-            # Gamma bends the [0, 1] range (the channel's 1st to 99.8th percentile) and leaves the
-            # values outside it as they were, so the order of intensities is kept.
-            inside = images.clamp(0.0, 1.0)
-            images = gain * (images - inside + inside ** gamma) + offset
         return images, targets

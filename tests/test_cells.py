@@ -1,13 +1,11 @@
 """Whole cells, nuclei and cytoplasm from a cells-only model: tiny synthetic images with known cells."""
 import numpy as np
 import pytest
-import torch
 
 from impartial_core.config import InstanceConfig
 from impartial_core.instances import (cells_from_probability, cells_from_seeds, propagate, seeds_in_cells, segment,
                                       split_at_valleys)
 from impartial_core.metrics import match_at_iou
-from impartial_core.sampling import PatchSampler, TrainingImage, intensity_changes
 
 
 def _two_touching_cells(size=(40, 70)):
@@ -112,23 +110,3 @@ def test_valley_split_keeps_every_pixel_of_the_mask():
     mask = p > 0.5
     labels = split_at_valleys(p, mask)
     assert np.array_equal(labels > 0, mask)
-
-
-def test_intensity_augmentation_changes_each_channel_apart_and_keeps_the_targets():
-    rng = np.random.default_rng(1)
-    gain, offset, gamma = intensity_changes(rng, 64, 2)
-    assert gain.shape == offset.shape == gamma.shape == (64, 2)
-    assert not np.allclose(gain[:, 0], gain[:, 1])
-    image = np.stack([np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))] * 2)
-    targets = np.full((1, 32, 32), -1, np.int8)
-    targets[0, 10, 5:25] = 1
-    data = [TrainingImage(image, targets, np.full_like(targets, -1))]
-    plain = PatchSampler(data, 16, 0.5, seed=3)
-    augmented = PatchSampler(data, 16, 0.5, seed=3, intensity_augmentation=True)
-    (x0, t0), (x1, t1) = plain.batch(8), augmented.batch(8)
-    assert torch.equal(t0, t1)
-    assert not torch.allclose(x0, x1)
-    # the order of intensities within a channel is kept (gain > 0, gamma > 0)
-    flat0, flat1 = x0.flatten(2), x1.flatten(2)
-    order = flat0.argsort(dim=2)
-    assert (flat1.gather(2, order).diff(dim=2) >= -1e-6).all()
