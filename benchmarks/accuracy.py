@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks import baselines
+from benchmarks import baselines, mp6843
 from benchmarks.data import (fmt, git_revision, load_mibi, load_vectra, machine_description, markdown_table, results_folder,
                              write_results)
 
@@ -45,6 +45,7 @@ PAPER_ROWS = {
     ],
 }
 GOALS = dict(mdice=0.72, miou=0.60, train_s=300.0)
+VECTRA_NUCLEAR_CHANNEL = 1  # DAPI: the cells-only model's cells grow from the nuclei found there
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,6 +278,7 @@ def vectra_baselines(data: Optional[str], seeds: List[int]) -> Dict[str, List[Di
 
 def run_vectra(args, log=print) -> Dict:
     from impartial_core.config import tasks_for
+    from impartial_core.instances import segment
     from impartial_core.model import ImPartialModel
 
     vectra = load_vectra(args.data)
@@ -293,14 +295,16 @@ def run_vectra(args, log=print) -> Dict:
                 start = time.perf_counter()
                 model = ImPartialModel.train([train.image], [train.scribbles], tasks_for("cells", 2), config=config)
                 train_s = time.perf_counter() - start
-                objects = model.segment(model.predict(test.image))
+                maps = model.predict(test.image)
+                objects = segment({k: m.foreground_probability for k, m in maps.items()}, model.thresholds,
+                                  image=test.image, nuclear_channel=VECTRA_NUCLEAR_CHANNEL)
                 score = score_traced(objects.cells, test.traced)
                 score.update(train_s=train_s, iterations=model.training_summary.get("iterations"))
                 log(f"    ImPartial cells, seed {seed}, train image {train.id} -> test image {test.id}: "
                     f"{score['iterations']} iterations in {train_s:.0f} s, mDICE {score['mdice']:.3f}")
                 fold_scores.append(score)
             runs.append({"folds": fold_scores})
-        rows["ImPartial (default settings, cells task)"] = runs
+        rows["ImPartial (default settings, cells task, nuclear channel 1)"] = runs
     log("  baselines (IdentifyPrimaryObjects + IdentifySecondaryObjects, random forest) in a separate process ...")
     rows.update(in_subprocess(vectra_baselines, args.data, list(args.seed_list)))
     out = {}
@@ -341,11 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (mean ± sample std); default 3")
     parser.add_argument("--quick", action="store_true", help=f"1 seed, trainings capped at {QUICK_TIME_BUDGET_S:.0f} s")
     parser.add_argument("--skip-impartial", action="store_true", help="baselines only")
-    parser.add_argument("--parts", nargs="+", default=["mibi", "vectra"], choices=["mibi", "vectra"])
+    parser.add_argument("--parts", nargs="+", default=["mibi", "vectra", "mp6843"], choices=["mibi", "vectra", "mp6843"],
+                        help="mp6843 runs where its fields are found (--mp6843-data) and is left out otherwise")
     parser.add_argument("--budgets", nargs="+", default=["n100", "n200"], choices=["n100", "n200"])
     parser.add_argument("--ablation-budgets", nargs="*", default=["n100"], choices=["n100", "n200"],
                         help="budgets with the 'without self-supervised loss' ablation (default n100)")
     parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: ../shared/data, else examples/data)")
+    parser.add_argument("--mp6843-data", default=None,
+                        help=f"folder with the MP6843 fields (default ${mp6843.ENV_VARIABLE}, else ../shared/data/mp6843_2ch)")
     parser.add_argument("--out", default=None,
                         help="where accuracy.md / accuracy.json go (default benchmarks/results; with --quick out/benchmarks-quick)")
     return parser
@@ -372,6 +379,15 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         results["mibi"] = run_mibi(args, log)
     if "vectra" in args.parts:
         results["vectra"] = run_vectra(args, log)
+    if "mp6843" in args.parts:
+        try:
+            mp6843.mp6843_folder(args.mp6843_data)
+        except FileNotFoundError as error:
+            if "mp6843" in (argv or sys.argv[1:]):
+                raise
+            log(f"MP6843 left out: {error}")
+        else:
+            results["mp6843"] = mp6843.run_mp6843(args, training_config, aggregate, in_subprocess, log)
     results["elapsed_s"] = time.perf_counter() - start
     text = render(results, command)
     log("\n" + text)
@@ -403,6 +419,8 @@ def render(results: Dict, command: str) -> str:
                      "its test rows are on 4 other images.")
     if "vectra" in results:
         parts.append(vectra_table(results["vectra"]))
+    if "mp6843" in results:
+        parts.append(mp6843.mp6843_table(results["mp6843"], _cell, markdown_table))
     return "\n\n".join(parts)
 
 
