@@ -143,6 +143,36 @@ SETTING_HELP = {
         "image sets without it, and they are then not segmented either. To segment many images from a"
         " few scribbled ones, train once and apply the saved model (see the pipelines README)."
     ),
+    "scribble_source": (
+        "Where the scribbles come from:\n\n"
+        "- *An image from NamesAndTypes*: a scribble image per image set, drawn in another program and "
+        "loaded like the channels.\n"
+        "- *Drawn in CellProfiler (scribble folder)*: one file per image set in the scribble folder below, "
+        "named after the first channel's file (``A01.tif`` → ``A01_scribbles.tif``; uint8: 1 background, "
+        "2 nucleus, 3 cytoplasm, 4 split stroke). In the GUI the module opens its scribble editor on each "
+        "image set (Test mode, or Analyze Images); Save writes the file, keeping the earlier one as a dated "
+        "backup, and refines the model with all strokes in about 20 seconds. Headless runs and cluster jobs "
+        "read the files. An image set without a file has no scribbles; files made in Fiji or napari under "
+        "that name are read (and can be edited) too."
+    ),
+    "scribble_folder": (
+        "The folder of the scribble files (one per image set). By default a sub-folder *scribbles* of the "
+        "Default Output Folder, beside the model file and out of the Images module's way. CreateBatchFiles "
+        "remaps it like other folders."
+    ),
+    "open_editor": (
+        "In the GUI, open the scribble editor on every image set the module runs on: in Test mode to draw, "
+        "look at the objects and the uncertainty, and correct; set it to *No* to run Analyze Images over "
+        "many image sets with the scribbles drawn so far. Headless runs never open it.\n\n"
+        "Editor keys: 1-4 brushes (background, nucleus, cytoplasm, split stroke), E eraser, [ and ] brush "
+        "size, Ctrl+Z / Ctrl+Y undo and redo, mouse wheel zoom, middle button pan, U uncertainty, O "
+        "outlines, N next place to scribble, H help."
+    ),
+    "split_value": (
+        "The value of split strokes in the scribble image: lines drawn where touching objects meet. They are "
+        "neither background nor foreground (background strokes on such seams teach the network to drop dim "
+        "nuclei); each object a split stroke crosses is divided along it on the image it was drawn on."
+    ),
     "background_value": (
         "The value of background scribbles (outside every cell) in the scribble image."
     ),

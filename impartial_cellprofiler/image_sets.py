@@ -2,6 +2,8 @@
 
 - :func:`read_channels`: the channel images of an image set as one (C, H, W) stack;
 - :func:`read_scribbles`: the whole-number labels of a scribble image as NamesAndTypes loaded it;
+- :func:`scribble_image_classes` and :func:`missing_classes_message`: the module's scribble image
+  in the convention, and what its errors say (naming the module's settings);
 - :func:`group_image_sets`: run the modules above over a group's image sets, one at a time;
 - :class:`TrainingSets`: which image sets a group trains on (every scribbled one, a few others).
 """
@@ -48,6 +50,47 @@ def read_scribbles(image_set, name, cache=True):
     return decode_scribbles(image.pixel_data, getattr(image, "scale", None))
 
 
+def scribble_image_classes(module, image_set, number, shape):
+    """The scribble image of image set ``number`` in the convention, read with the ``module``'s values;
+    errors name the image set, the image and the settings."""
+    from impartial_core.problems import InputError
+
+    values, name = module.scribble_values(), module.scribble_image.value
+    where = "ImPartial, image set %d, the scribble image %s (setting \"%s\")" % (number, name, module.scribble_image.text)
+    try:
+        raw = read_scribbles(image_set, name, cache=False)
+        if raw.shape != tuple(shape):
+            raise ValueError("%s is %dx%d pixels but the channels are %dx%d: it must hold the scribbles of the same "
+                             "image" % (where, raw.shape[1], raw.shape[0], shape[1], shape[0]))
+        return values.to_classes(raw)
+    except InputError as error:
+        named = ", ".join("\"%s\" (%d)" % (module.value_setting(field).text, value) for field, value in values.classes())
+        raise ValueError("%s: %s. The settings %s name the values of the classes; 0 means no scribble." % (
+            where, error, named)) from error
+
+
+def missing_classes_message(module, problem, n_image_sets, grouping=None):
+    """What to tell the user of the ``module`` when the group's scribbles lack a class (a ``Problem``
+    of ``missing_classes``): which group, which images or folder, which settings."""
+    where = "ImPartial"  # with Groups each group trains alone: say which one lacks scribbles
+    if grouping:
+        where += ", group %s" % ", ".join("%s=%s" % item for item in sorted(grouping.items()))
+    values, image = module.scribble_values(), module.scribble_image.value
+    if problem.kind == "no_scribbles" and module.draws_scribbles():
+        return ("%s: none of the %d image set(s) has a scribble file in %s (setting \"%s\"). Draw scribbles in the GUI "
+                "(Test mode opens the editor), or put files named after the images there." % (
+                    where, n_image_sets, module.scribble_folder.get_absolute_path(), module.scribble_folder.text))
+    if problem.kind == "no_scribbles":
+        return ("%s: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some background "
+                "and nucleus scribbles (values %d and %d), or check the scribble image setting and its values." % (
+                    where, n_image_sets, image, values.background, values.nucleus))
+    if module.draws_scribbles():
+        return "%s: the scribble files in %s: %s." % (where, module.scribble_folder.get_absolute_path(), problem.message)
+    described = " or ".join("value %d (setting \"%s\")" % (values.value_of(c), module.value_setting(values.field_of(c)).text)
+                            for c in problem.value)
+    return "%s: the scribble images \"%s\": %s, %s." % (where, image, problem.message, described)
+
+
 def group_image_sets(workspace, module, grouping, image_numbers):
     """Run the modules above ``module`` over the group's image sets; yield each (number, image set).
 
@@ -66,19 +109,34 @@ def group_image_sets(workspace, module, grouping, image_numbers):
 
 class TrainingSets:
     """The images and scribbles a group trains on: every scribbled image set, and the first
-    ``max_unscribbled`` of the others (they only feed the self-supervised loss)."""
+    ``max_unscribbled`` of the others (they only feed the self-supervised loss); ``numbers`` are
+    their image set numbers."""
 
     def __init__(self, max_unscribbled=MAX_UNSCRIBBLED_IMAGE_SETS):
         self.max_unscribbled = max_unscribbled
-        self.images, self.scribbles = [], []
+        self.images, self.scribbles, self.numbers = [], [], []
         self.seen = self.unscribbled = 0
 
-    def add(self, stack, scribbles):
+    def add(self, stack, scribbles, number=None):
         self.seen += 1
         if scribbles.any() or self.unscribbled < self.max_unscribbled:
             self.unscribbled += not scribbles.any()
             self.images.append(stack)
             self.scribbles.append(scribbles)
+            self.numbers.append(number)
+
+    def update(self, number, stack, scribbles):
+        """Replace the scribbles of image set ``number`` (drawn anew), adding the image set if it was left out."""
+        if number in self.numbers:
+            self.scribbles[self.numbers.index(number)] = scribbles
+        else:
+            self.images.append(stack)
+            self.scribbles.append(scribbles)
+            self.numbers.append(number)
+
+    @property
+    def has_scribbles(self):
+        return any(s.any() for s in self.scribbles)
 
     @property
     def left_out(self):

@@ -89,7 +89,7 @@ def object_relationships(relationships):
 
 def add_objects(workspace, name, labels, parent_image, task_maps, threshold=None):
     """Add the label image ``labels`` as the object set ``name`` with its location, count and
-    confidence measurements (``task_maps``: the TaskMaps of the task it comes from), and the
+    confidence measurements (``task_maps``: the TaskMaps of the task it comes from, None without a model), and the
     probability threshold that made them unless None."""
     from impartial_core.instances import object_confidence
 
@@ -101,7 +101,10 @@ def add_objects(workspace, name, labels, parent_image, task_maps, threshold=None
     count = int(labels.max(initial=0))
     add_object_location_measurements(m, name, labels, count)
     add_object_count_measurements(m, name, count)
-    mean_p, mean_u = object_confidence(labels, task_maps.foreground_probability, task_maps.uncertainty)
+    if task_maps is None:  # no model yet (nothing drawn to train on): no objects, nothing to measure
+        mean_p = mean_u = numpy.zeros(count)
+    else:
+        mean_p, mean_u = object_confidence(labels, task_maps.foreground_probability, task_maps.uncertainty)
     m.add_measurement(name, M_MEAN_PROBABILITY, mean_p)
     m.add_measurement(name, M_MEAN_UNCERTAINTY, mean_u)
     if threshold is not None:

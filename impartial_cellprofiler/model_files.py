@@ -1,9 +1,14 @@
-"""The ImPartial module's model folder and model file settings.
+"""The ImPartial module's model folder and model file settings, and their checks.
 
 The folder defaults to the Default Output Folder and is remapped by CreateBatchFiles like other
-folders; a file setting browses in it and shows model files (``*.safetensors``) first.
+folders; a file setting browses in it and shows model files (``*.safetensors``) first. A saved
+model is compared with the module's settings, and each problem is a ValidationError on the
+setting to change.
 """
+import os
+
 from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME, DEFAULT_OUTPUT_FOLDER_NAME
+from cellprofiler_core.setting import ValidationError
 from cellprofiler_core.setting.text import Directory, Filename
 
 MODEL_FILES = [("ImPartial model (*.safetensors)", "*.safetensors"), ("All files (*.*)", "*.*")]
@@ -23,3 +28,41 @@ def model_file_setting(text, value, folder, doc):
 
     return Filename(text, value, get_directory_fn=folder.get_absolute_path, set_directory_fn=set_folder,
                     exts=MODEL_FILES, doc=doc)
+
+
+def check_folder(folder):
+    """An absolute model folder (the ``folder`` setting) must exist; the others are made when needed."""
+    path = folder.get_absolute_path()
+    if folder.dir_choice == ABSOLUTE_FOLDER_NAME and not os.path.isdir(path):
+        raise ValidationError("The model folder %s does not exist" % path, folder)
+
+
+def check_saved_model(module, path, train_mode):
+    """Compare the model file ``path`` with the ImPartial ``module``'s settings: a ValidationError on
+    the setting to change (``train_mode`` is the name of the mode that trains a model)."""
+    from impartial_core.model_io import ModelFileError
+
+    if not os.path.isfile(path):
+        raise ValidationError(
+            "%s needs a model file, but %s does not exist. Train one with \"%s\" first, or correct the model "
+            "folder and file name." % (module.model_mode.value, path, train_mode), module.model_file_name)
+    try:
+        info = module.model_store().info(path)
+    except ModelFileError as error:
+        raise ValidationError("The model file setting: %s" % error, module.model_file_name)
+    channels = module.channels[0].image_name
+    for problem in info.problems_with(module.channel_names(), module.task_names(), module.nuclear_channel.value - 1):
+        if problem.kind == "count":
+            more = len(module.channels) > problem.value
+            raise ValidationError('%s in "%s". Select the same channels in the same order, or train a new model.'
+                                  % (problem.message, channels.text),
+                                  module.channels[-1].image_name if more else module.add_channel_button)
+        if problem.kind == "order":
+            raise ValidationError('%s in "%s". Select them in the model\'s order.' % (problem.message, channels.text),
+                                  channels)
+        if problem.field == "nuclear_channel":
+            raise ValidationError('%s ("%s"). Set it to %d, or check that the channels are selected in the model\'s '
+                                  'order.' % (problem.message, module.nuclear_channel.text, problem.value + 1),
+                                  module.nuclear_channel)
+        raise ValidationError('%s in "%s". Choose the matching option or train a new model.' % (
+            problem.message, module.segment_choice.text), module.segment_choice)

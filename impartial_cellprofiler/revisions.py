@@ -24,3 +24,11 @@ def check_count(setting_values, revision, n_fixed):
             "ImPartial: the pipeline holds %d setting values for this module where revision %d with %s channel(s) "
             "has %d; the pipeline file was edited or damaged." % (len(setting_values), revision, setting_values[0],
                                                                    expected))
+
+
+def add_scribble_source(setting_values):
+    """Revision 1 -> 2: the scribble source (an image from NamesAndTypes, as before), the scribble
+    folder, whether to open the editor, and the split strokes' value are added at the end."""
+    from impartial_cellprofiler.drawn_scribbles import SOURCE_IMAGE, default_folder
+
+    return list(setting_values) + [SOURCE_IMAGE, default_folder(), "Yes", "4"]

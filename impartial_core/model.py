@@ -236,14 +236,20 @@ class ImPartialModel:
         return float(config.threshold) if config.threshold is not None else float(self.thresholds.get(task, 0.5))
 
     def segment(self, maps: Dict[str, TaskMaps], config: InstanceConfig = InstanceConfig(),
-                image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None) -> Objects:
+                image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None,
+                split_strokes: Optional[np.ndarray] = None) -> Objects:
         """Objects (nuclei, cells, cytoplasm) from this model's probability maps.
 
         A cells-only model given the raw ``image`` and its ``nuclear_channel`` seeds its cells from
         the nuclei in that channel and returns nuclei and cytoplasm too (``instances.segment``).
+        ``split_strokes`` (a boolean (H, W) mask of the image's split strokes) divide the objects they
+        cross (``split_strokes.split_objects``).
         """
-        return segment({k: m.foreground_probability for k, m in maps.items()}, self.thresholds, config,
-                       image=image, nuclear_channel=nuclear_channel)
+        from .split_strokes import split_objects
+
+        objects = segment({k: m.foreground_probability for k, m in maps.items()}, self.thresholds, config,
+                          image=image, nuclear_channel=nuclear_channel)
+        return objects if split_strokes is None else split_objects(objects, split_strokes, config.min_size)
 
     # ------------------------------------------------------------------ files
     def metadata(self) -> Dict[str, Any]:

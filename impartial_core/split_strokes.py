@@ -9,10 +9,15 @@ stroke crosses is divided into the parts the stroke separates.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as connected_regions
 from skimage.segmentation import relabel_sequential
+
+if TYPE_CHECKING:
+    from .instances import Objects
 
 
 def cut_objects(labels: np.ndarray, split: np.ndarray, min_size: int = 1) -> np.ndarray:

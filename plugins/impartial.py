@@ -13,7 +13,7 @@ import numpy
 
 from cellprofiler_core.image import Image
 from cellprofiler_core.module import Module
-from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME, get_headless
+from cellprofiler_core.preferences import get_headless
 from cellprofiler_core.preferences import DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_SUBFOLDER_NAME
 from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGroup, ValidationError
 from cellprofiler_core.setting.choice import Choice
@@ -28,7 +28,8 @@ if os.path.isdir(os.path.join(_REPO, "impartial_cellprofiler")) and _REPO not in
     # so that an installed copy comes first).
     sys.path.append(_REPO)
 try:  # CellProfiler-side code; none of it imports torch
-    from impartial_cellprofiler import display, groups, image_sets, measurements, model_files, progress, revisions
+    from impartial_cellprofiler import (display, drawn_scribbles, groups, image_sets, measurements, model_files,
+                                        progress, revisions)
     from impartial_cellprofiler.help import MODULE_HELP, SETTING_HELP
 except ImportError:  # the module stays in the menu, and its validation says what to install
     MODULE_HELP, SETTING_HELP = "ImPartial: see its settings' message for what to install.", {}
@@ -74,7 +75,7 @@ class ImPartial(Module):
 
     module_name = "ImPartial"
     category = "Object Processing"
-    variable_revision_number = 1
+    variable_revision_number = 2
 
     _store = None  # the model store of the module's instances, made when first used (it imports torch)
 
@@ -98,10 +99,15 @@ class ImPartial(Module):
         self.nuclear_channel = Integer(
             "Nuclear stain channel (number in the list above)", 1, minval=1,
             doc=_doc("nuclear_channel"))
+        self.scribble_source = Choice("Scribbles", drawn_scribbles.SOURCE_CHOICES, drawn_scribbles.SOURCE_IMAGE,
+                                      doc=_doc("scribble_source"))
         self.scribble_image = ImageSubscriber("Select the scribble image", "None", doc=_doc("scribble_image"))
+        self.scribble_folder = drawn_scribbles.scribble_folder_setting("Scribble folder", _doc("scribble_folder"))
+        self.open_editor = Binary("Open the scribble editor in the GUI?", True, doc=_doc("open_editor"))
         self.background_value = Integer("Scribble value for background", 1, minval=1, doc=_doc("background_value"))
         self.nucleus_value = Integer("Scribble value for nuclei", 2, minval=1, doc=_doc("nucleus_value"))
         self.cytoplasm_value = Integer("Scribble value for cytoplasm", 3, minval=1, doc=_doc("cytoplasm_value"))
+        self.split_value = Integer("Scribble value for split strokes", 4, minval=1, doc=_doc("split_value"))
 
         self.segment_choice = Choice(
             "What do you want to segment?", SEG_CHOICES, SEG_NUCLEI,
@@ -150,6 +156,7 @@ class ImPartial(Module):
                                                 doc=_doc("cells_uncertainty_name"))
 
         self._model = None
+        self._training = None  # the group's image_sets.TrainingSets while training in the pipeline
 
     def add_channel(self, can_remove=True):
         group = SettingsGroup()
@@ -170,6 +177,7 @@ class ImPartial(Module):
             self.manual_threshold, self.min_size, self.split_touching, self.fill_holes, self.exclude_border,
             self.save_probability, self.nuclei_probability_name, self.cells_probability_name,
             self.save_uncertainty, self.nuclei_uncertainty_name, self.cells_uncertainty_name,
+            self.scribble_source, self.scribble_folder, self.open_editor, self.split_value,
         ]
 
     def prepare_settings(self, setting_values):
@@ -191,8 +199,13 @@ class ImPartial(Module):
         result += [self.cytoplasm_name] if self.wants_cytoplasm() else []
         result += [self.model_mode]
         if self.model_mode != MODE_SAVED:
-            result += [self.scribble_image, self.background_value, self.nucleus_value]
-            result += [self.cytoplasm_value] if self.wants_cells() else []
+            result += [self.scribble_source]
+            if self.draws_scribbles():
+                result += [self.scribble_folder, self.open_editor]
+            else:
+                result += [self.scribble_image, self.background_value, self.nucleus_value]
+                result += [self.cytoplasm_value] if self.wants_cells() else []
+                result += [self.split_value]
         result += [self.model_directory, self.model_file_name]
         result += [self.fine_tuned_file_name] if self.model_mode == MODE_FINE_TUNE else []
         result += [self.time_budget] if self.model_mode != MODE_SAVED else []
@@ -214,7 +227,9 @@ class ImPartial(Module):
 
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         revisions.refuse_newer(variable_revision_number, self.variable_revision_number)
-        # Revision 1 is the first; later revisions add their conversions in impartial_cellprofiler.revisions.
+        if variable_revision_number == 1:
+            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 4)
+            setting_values, variable_revision_number = revisions.add_scribble_source(setting_values), 2
         revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
@@ -225,6 +240,10 @@ class ImPartial(Module):
     @property
     def task_choice(self):
         return TASK_CHOICE[self.segment_choice.value]
+
+    def draws_scribbles(self):
+        """Whether the scribbles are drawn in CellProfiler (files in the scribble folder)."""
+        return self.scribble_source == drawn_scribbles.SOURCE_FOLDER
 
     def wants_cells(self):
         return self.segment_choice != SEG_NUCLEI
@@ -289,10 +308,10 @@ class ImPartial(Module):
         from impartial_core.scribbles.values import ScribbleValues
 
         return ScribbleValues(self.background_value.value, self.nucleus_value.value, self.cytoplasm_value.value,
-                              uses_cytoplasm=self.wants_cells())
+                              uses_cytoplasm=self.wants_cells(), split=self.split_value.value)
 
     def value_setting(self, field):
-        """The setting of a scribble class's value: ``field`` is background, nucleus or cytoplasm."""
+        """The setting of a scribble class's value: ``field`` is background, nucleus, cytoplasm or split."""
         return getattr(self, "%s_value" % field)
 
     def model_path(self):
@@ -325,11 +344,12 @@ class ImPartial(Module):
             raise ValidationError(
                 "The nuclear stain channel is %d but only %d channel image(s) are selected" % (
                     self.nuclear_channel.value, len(self.channels)), self.nuclear_channel)
-        if self.model_mode != MODE_SAVED:
+        if self.model_mode != MODE_SAVED and not self.draws_scribbles():
             if self.scribble_image.value in self.channel_names():
                 raise ValidationError("The scribble image is also selected as a channel", self.scribble_image)
             for problem in self.scribble_values().problems():
                 raise ValidationError("Scribble values: %s" % problem.message, self.value_setting(problem.field))
+        if self.model_mode != MODE_SAVED:
             if self.patch_size.value % 4:
                 raise ValidationError("The patch size must be a multiple of 4, got %d" % self.patch_size.value,
                                       self.patch_size)
@@ -344,45 +364,12 @@ class ImPartial(Module):
         self.validate_model_file(pipeline)
 
     def validate_model_file(self, pipeline):
-        folder = self.model_directory.get_absolute_path()
-        if self.model_directory.dir_choice == ABSOLUTE_FOLDER_NAME and not os.path.isdir(folder):
-            raise ValidationError("The model folder %s does not exist" % folder, self.model_directory)
+        model_files.check_folder(self.model_directory)
         if self.model_mode == MODE_FINE_TUNE and self.fine_tuned_file_name.value == self.model_file_name.value:
             raise ValidationError("The fine-tuned model needs another file name than the model it starts from",
                                   self.fine_tuned_file_name)
-        if self.model_mode == MODE_TRAIN:
-            return
-        path = self.model_path()
-        if not os.path.isfile(path):
-            raise ValidationError(
-                "%s needs a model file, but %s does not exist. Train one with \"%s\" first, or correct the model "
-                "folder and file name." % (self.model_mode.value, path, MODE_TRAIN), self.model_file_name)
-        self.check_saved_model(path)
-
-    def check_saved_model(self, path):
-        """Compare a model file with the settings: a ValidationError on the setting to change."""
-        from impartial_core.model_io import ModelFileError
-
-        try:
-            info = self.model_store().info(path)
-        except ModelFileError as error:
-            raise ValidationError("The model file setting: %s" % error, self.model_file_name)
-        channels = self.channels[0].image_name
-        for problem in info.problems_with(self.channel_names(), self.task_names(), self.nuclear_channel.value - 1):
-            if problem.kind == "count":
-                more = len(self.channels) > problem.value
-                raise ValidationError('%s in "%s". Select the same channels in the same order, or train a new model.'
-                                      % (problem.message, channels.text),
-                                      self.channels[-1].image_name if more else self.add_channel_button)
-            if problem.kind == "order":
-                raise ValidationError('%s in "%s". Select them in the model\'s order.' % (problem.message, channels.text),
-                                      channels)
-            if problem.field == "nuclear_channel":
-                raise ValidationError('%s ("%s"). Set it to %d, or check that the channels are selected in the model\'s '
-                                      'order.' % (problem.message, self.nuclear_channel.text, problem.value + 1),
-                                      self.nuclear_channel)
-            raise ValidationError('%s in "%s". Choose the matching option or train a new model.' % (
-                problem.message, self.segment_choice.text), self.segment_choice)
+        if self.model_mode != MODE_TRAIN:
+            model_files.check_saved_model(self, self.model_path(), MODE_TRAIN)
 
     def validate_module_for_run(self, pipeline):
         self.validate_module(pipeline)
@@ -422,7 +409,7 @@ class ImPartial(Module):
         """The GUI's settings checks (of a model file at ``path``, or all), which headless runs and batch
         jobs otherwise never make: a ValueError naming the setting."""
         try:
-            self.check_saved_model(path) if path else self.test_valid(pipeline)
+            model_files.check_saved_model(self, path, MODE_TRAIN) if path else self.test_valid(pipeline)
         except ValidationError as error:
             raise ValueError("ImPartial, setting \"%s\": %s" % (error.get_setting().text, error.message)) from error
 
@@ -437,8 +424,14 @@ class ImPartial(Module):
             LOGGER.info("ImPartial: running as a cluster job (batch file or -f/-l/-g): loading the model, not training")
             self._model = self.load_applied_model(grouping)
         elif len(image_numbers) > 0:
-            images, scribbles = self.collect_training_data(workspace, grouping, image_numbers)
-            self._model = self.train_or_load(images, scribbles, self.output_model_path(grouping))
+            self._training = self.collect_training_data(workspace, grouping, image_numbers)
+            if self.edits_in_gui() and self.scribble_problems(self._training.scribbles):
+                LOGGER.info("ImPartial: not enough scribbles yet to train (%s): draw them in the editor",
+                            self.scribble_problems(self._training.scribbles)[0].message)
+                return True
+            self.check_scribbles(self._training.scribbles, self._training.seen, grouping)
+            self._model = self.train_or_load(self._training.images, self._training.scribbles,
+                                             self.output_model_path(grouping))
         return True
 
     def load_applied_model(self, grouping):
@@ -452,51 +445,31 @@ class ImPartial(Module):
             "then create the batch files.")
 
     def collect_training_data(self, workspace, grouping, image_numbers):
-        """Run the upstream modules over the group; return the (C, H, W) images and scribbles."""
-        from impartial_core.problems import InputError
-
-        values, kept = self.scribble_values(), image_sets.TrainingSets()
+        """Run the upstream modules over the group; return its ``image_sets.TrainingSets``."""
+        kept = image_sets.TrainingSets()
         for number, image_set in image_sets.group_image_sets(workspace, self, grouping, image_numbers):
             stack, _ = self.get_channels(image_set, number, cache=False)
-            where = "ImPartial, image set %d, the scribble image %s (setting \"%s\")" % (
-                number, self.scribble_image.value, self.scribble_image.text)
-            try:
-                raw = image_sets.read_scribbles(image_set, self.scribble_image.value, cache=False)
-                if raw.shape != stack.shape[1:]:
-                    raise ValueError("%s is %dx%d pixels but the channels are %dx%d: it must hold the scribbles of "
-                                     "the same image" % (where, raw.shape[1], raw.shape[0], stack.shape[2], stack.shape[1]))
-                kept.add(stack, values.to_classes(raw))
-            except InputError as error:
-                named = ", ".join("\"%s\" (%d)" % (self.value_setting(field).text, value) for field, value in values.classes())
-                raise ValueError("%s: %s. The settings %s name the values of the classes; 0 means no scribble." % (
-                    where, error, named)) from error
+            if self.draws_scribbles():
+                kept.add(stack, self.drawn_scribbles(workspace.measurements, stack.shape[1:], number), number)
+                continue
+            kept.add(stack, image_sets.scribble_image_classes(self, image_set, number, stack.shape[1:]), number)
         if not kept.images:
             raise ValueError("ImPartial: no image set reached the module to train on")
         kept.log_left_out()
-        self.check_scribbles(kept.scribbles, kept.seen, grouping)
-        return kept.images, kept.scribbles
+        return kept
 
-    def check_scribbles(self, scribbles, n_image_sets, grouping=None):
-        """Stop, naming the group and the settings, when the scribbles lack a class a task needs."""
+    def scribble_problems(self, scribbles):
+        """What the scribbles lack to train the tasks (``impartial_core.problems.Problem`` list)."""
         from impartial_core.config import tasks_for
         from impartial_core.scribbles.values import missing_classes
 
-        problems = missing_classes(scribbles, tasks_for(self.task_choice, 1, 0))
-        if not problems:
-            return
-        where = "ImPartial"  # with Groups each group trains alone: say which one lacks scribbles
-        if grouping:
-            where += ", group %s" % ", ".join("%s=%s" % item for item in sorted(grouping.items()))
-        problem, values = problems[0], self.scribble_values()
-        if problem.kind == "no_scribbles":
-            raise ValueError(
-                "%s: none of the %d image set(s) has any scribble in the scribble image \"%s\". Draw some background "
-                "and nucleus scribbles (values %d and %d), or check the scribble image setting and its values." % (
-                    where, n_image_sets, self.scribble_image.value, values.background, values.nucleus))
-        described = " or ".join("value %d (setting \"%s\")" % (values.value_of(c), self.value_setting(values.field_of(c)).text)
-                                for c in problem.value)
-        raise ValueError("%s: the scribble images \"%s\": %s, %s." % (where, self.scribble_image.value, problem.message,
-                                                                     described))
+        return missing_classes(scribbles, tasks_for(self.task_choice, 1, 0))
+
+    def check_scribbles(self, scribbles, n_image_sets, grouping=None):
+        """Stop, naming the group and the settings, when the scribbles lack a class a task needs."""
+        problems = self.scribble_problems(scribbles)
+        if problems:
+            raise ValueError(image_sets.missing_classes_message(self, problems[0], n_image_sets, grouping))
 
     def get_channels(self, image_set, number, cache=True):
         """The channels of image set ``number`` as one (C, H, W) float32 array, and the first channel's image."""
@@ -505,6 +478,12 @@ class ImPartial(Module):
     def train_or_load(self, images, scribbles, path):
         """The group's model: kept in memory, read from ``path`` when it holds a model of these images,
         scribbles and settings, or trained and saved there (impartial_core.model_store)."""
+        request = self.training_request(images, scribbles)
+        self.make_model_folder(os.path.dirname(path))
+        return self.model_store().train_or_reuse(path, request, self.train).model
+
+    def training_request(self, images, scribbles):
+        """The ``model_store.TrainingRequest`` of these images and scribbles under the settings."""
         from impartial_core.config import tasks_for
         from impartial_core.model_store import TrainingRequest
 
@@ -515,9 +494,7 @@ class ImPartial(Module):
         if self.model_mode == MODE_FINE_TUNE:
             start_from = self.load_model(self.model_path())
             network = start_from.net.network
-        request = TrainingRequest(images, scribbles, tasks, network, training, start_from, tuple(self.channel_names()))
-        self.make_model_folder(os.path.dirname(path))
-        return self.model_store().train_or_reuse(path, request, self.train).model
+        return TrainingRequest(images, scribbles, tasks, network, training, start_from, tuple(self.channel_names()))
 
     def make_model_folder(self, folder):
         """Check, before any training, that the model can be saved; create a missing sub-folder."""
@@ -536,52 +513,86 @@ class ImPartial(Module):
     # ------------------------------------------------------------------ run
     def run(self, workspace):
         _import_library()
-        if self._model is None:
+        stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
+        if self.edits_in_gui():
+            drawn_scribbles.edit_and_refine(self, workspace, stack)
+        if self._model is None and not self.edits_in_gui():
             # prepare_group did not run in this process (or the module was re-created): load the file.
             self._model = self.load_applied_model(groups.grouping_of(workspace))
-        model = self._model
-        stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
+        model, scribbles = self._model, self.current_scribbles(workspace, stack.shape[1:])
+        instance = self.get_configs(stack.shape[0])[2]
+        maps, objects = self.segment(model, stack, scribbles, instance)
+        labels_of = {}
+        for object_set, name in self.object_names():
+            labels = getattr(objects, object_set.name)
+            labels_of[name] = numpy.asarray(labels if labels is not None else numpy.zeros(stack.shape[1:]), numpy.int32)
+            threshold = model.threshold(object_set.task, instance) if object_set.has_threshold and model else None
+            measurements.add_objects(workspace, name, labels_of[name], first, maps.get(object_set.task), threshold)
+        if self.wants_cytoplasm():
+            measurements.add_relationships(workspace, self.module_num, self.nuclei_name.value, self.cells_name.value,
+                                           self.cytoplasm_name.value)
+        workspace.measurements.add_image_measurement(measurements.M_FINGERPRINT, str(model.fingerprint)[:64] if model else "")
+        for task, kind, name in self.output_images():
+            empty = numpy.zeros(stack.shape[1:], numpy.float32)
+            data = empty if task not in maps else (
+                maps[task].foreground_probability if kind == "probability" else maps[task].uncertainty)
+            workspace.image_set.add(name, Image(numpy.asarray(data, numpy.float32), parent_image=first))
+        if self.show_window:
+            display.keep(workspace.display_data, stack, self.channel_names(), labels_of, maps,
+                         model.training_summary.get("loss_curve") if model else None, scribbles)
+
+    def segment(self, model, stack, scribbles, instance):
+        """The maps (by task) and objects of one image set (none without a model: nothing drawn yet);
+        split strokes among ``scribbles`` divide the objects they cross."""
+        from impartial_core.instances import Objects
+        from impartial_core.scribbles import SPLIT
+
+        if model is None:
+            return {}, Objects()
         try:
             model.check_compatible(stack.shape[0], self.task_names())
         except ValueError as error:
             raise ValueError("ImPartial: %s (settings \"%s\" and \"%s\")" % (
                 error, self.channels[0].image_name.text, self.segment_choice.text))
-        _, _, instance = self.get_configs(stack.shape[0])
         maps = model.predict(stack, device=self.device())
-        objects = model.segment(maps, instance)
-        labels_of = {}
-        for object_set, name in self.object_names():
-            labels = getattr(objects, object_set.name)
-            labels_of[name] = numpy.asarray(labels if labels is not None else numpy.zeros(stack.shape[1:]), numpy.int32)
-            threshold = model.threshold(object_set.task, instance) if object_set.has_threshold else None
-            measurements.add_objects(workspace, name, labels_of[name], first, maps[object_set.task], threshold)
-        if self.wants_cytoplasm():
-            measurements.add_relationships(workspace, self.module_num, self.nuclei_name.value, self.cells_name.value,
-                                           self.cytoplasm_name.value)
-        workspace.measurements.add_image_measurement(measurements.M_FINGERPRINT, str(model.fingerprint)[:64])
-        for task, kind, name in self.output_images():
-            data = maps[task].foreground_probability if kind == "probability" else maps[task].uncertainty
-            workspace.image_set.add(name, Image(numpy.asarray(data, numpy.float32), parent_image=first))
-        if self.show_window:
-            self.keep_display_data(workspace, model, stack, maps, labels_of)
+        return maps, model.segment(maps, instance, split_strokes=None if scribbles is None else scribbles == SPLIT)
 
-    def keep_display_data(self, workspace, model, stack, maps, labels_of):
-        """What the display window shows (impartial_cellprofiler.display)."""
-        scribbles = None
-        if self.model_mode != MODE_SAVED:
-            try:
-                scribbles = self.scribble_values().to_classes(image_sets.read_scribbles(workspace.image_set, self.scribble_image.value))
-            except ValueError:  # training has said what is wrong with them; the window shows none
-                pass
-        display.keep(workspace.display_data, stack, self.channel_names(), labels_of, maps,
-             model.training_summary.get("loss_curve"), scribbles)
+    def current_scribbles(self, workspace, shape):
+        """The scribbles of the current image set in the convention (None when applying a saved model)."""
+        if self.model_mode == MODE_SAVED:
+            return None
+        if self.draws_scribbles():
+            return self.drawn_scribbles(workspace.measurements, shape)
+        try:
+            return self.scribble_values().to_classes(image_sets.read_scribbles(workspace.image_set, self.scribble_image.value))
+        except ValueError:  # training has said what is wrong with them
+            return None
+
+    # ------------------------------------------------------------------ the scribble editor
+    def edits_in_gui(self):
+        """Whether this run opens the scribble editor: drawn scribbles, the editor on, in the GUI."""
+        return self.model_mode != MODE_SAVED and self.draws_scribbles() and self.open_editor.value and not get_headless()
+
+    def drawn_scribbles(self, measurements, shape, number=None):
+        """The scribble file of image set ``number`` (default: the current one), or no scribbles."""
+        return drawn_scribbles.read_drawn(self.scribble_file(measurements, number), shape)
+
+    def scribble_file(self, measurements, number=None):
+        return drawn_scribbles.scribble_path(self.scribble_folder.get_absolute_path(), measurements,
+                                             self.channel_names()[0], number)
+
+    def handle_interaction(self, stack, scribbles, objects, uncertainty, path):
+        """The scribble editor, in the GUI process: the drawn scribbles, or None (Cancel)."""
+        return drawn_scribbles.edit(stack, scribbles, self.wants_cells(), self.channel_names(), objects, uncertainty,
+                                    "ImPartial: scribbles of %s" % os.path.basename(path))
 
     def post_group(self, workspace, grouping):
-        self._model = None
+        self._model = self._training = None
 
     # ------------------------------------------------------------------ batch files
     def prepare_to_create_batch(self, workspace, fn_alter_path):
         self.model_directory.alter_for_create_batch_files(fn_alter_path)
+        self.scribble_folder.alter_for_create_batch_files(fn_alter_path)
         return True
 
     # ------------------------------------------------------------------ display

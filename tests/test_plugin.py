@@ -421,7 +421,7 @@ def test_no_scribbles_and_wrong_size_name_the_setting(tmp_path, data):
     module = make_module(tmp_path)
     with pytest.raises(ValueError, match="Select the scribble image"):
         run_pipeline(make_pipeline(module, {"DNA": images}, [s[:100] for s in scribbles]), 2)
-    module = make_module(tmp_path, nucleus_value=4)
+    module = make_module(tmp_path, nucleus_value=5)
     with pytest.raises(ValueError, match="Scribble value for nuclei"):
         run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
 
@@ -446,7 +446,10 @@ def test_settings_round_trip(tmp_path):
     assert len(copy.channels) == 2
     assert [s.value_text for s in copy.settings()] == [s.value_text for s in module.settings()]
     values = [s.unicode_value for s in module.settings()]  # what Pipeline.dump writes
-    assert module.upgrade_settings(values, 1, "ImPartial") == (values, 1)
+    assert module.upgrade_settings(values, 2, "ImPartial") == (values, 2)
+    # revision 1 had no scribble source, folder, editor or split value: it reads scribble images as before
+    assert module.upgrade_settings(values[:-4], 1, "ImPartial") == (values, 2)
+    assert values[-4:] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
 
 
 def test_batch_path_remapped_and_aggregation(tmp_path):
@@ -462,7 +465,7 @@ def test_help_text():
     for heading in ("Supports 2D?", "What do I need as input?", "What do I get as output?",
                     "Measurements made by this module", "Technical notes", "References", "2021.01.20.427458"):
         assert heading in doc
-    assert module.category == "Object Processing" and module.variable_revision_number == 1
+    assert module.category == "Object Processing" and module.variable_revision_number == 2
 
 
 # ---------------------------------------------------------------------------- review fixes (session 5)
@@ -504,9 +507,9 @@ def test_settings_apply_to_the_objects_made(tmp_path):
     _, _, instance = module.get_configs(1)
     assert instance.cell_min_size == 55 and instance.split_touching is False
     nuclei_only = make_module(tmp_path)
-    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 3: 3}
+    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 3: 3, 4: 4}
     nuclei_only.cytoplasm_value.value = 1  # hidden; must not take the background value over
-    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2}
+    assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 4: 4}
 
 
 def test_hidden_nuclear_channel_is_not_validated(tmp_path):
@@ -522,11 +525,11 @@ def test_hidden_nuclear_channel_is_not_validated(tmp_path):
 def test_upgrade_refuses_newer_and_damaged_settings(tmp_path):
     module = make_module(tmp_path)
     values = [s.unicode_value for s in module.settings()]
-    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 2"):
-        module.upgrade_settings(values, 2, "ImPartial")
-    for damaged in (values[:10], values[:5] + ["extra"] + values[5:]):
+    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 3"):
+        module.upgrade_settings(values, 3, "ImPartial")
+    for damaged, revision in ((values[:10], 2), (values[:5] + ["extra"] + values[5:], 2), (values, 1)):
         with pytest.raises(ValueError, match="setting values"):
-            module.upgrade_settings(damaged, 1, "ImPartial")
+            module.upgrade_settings(damaged, revision, "ImPartial")
 
 
 def _two_channel_saved_model(folder, channel_names, nuclear_channel, selected):

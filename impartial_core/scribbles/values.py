@@ -114,16 +114,6 @@ class ScribbleValues:
             values.setdefault(self.cytoplasm, CYTOPLASM)
         return values
 
-    def from_classes(self, scribbles: np.ndarray) -> np.ndarray:
-        """Scribbles in the convention written back in the user's values (what the editor paints and
-        the module's scribble files hold); the inverse of :meth:`to_classes`. uint16 when a value
-        exceeds 255."""
-        table = np.zeros(max(CLASS_NAMES) + 1, dtype=np.int64)
-        for value, scribble_class in self.mapping().items():
-            table[scribble_class] = value
-        values = table[np.asarray(scribbles, dtype=np.intp)]
-        return values.astype(np.uint8 if values.max(initial=0) < 256 else np.uint16)
-
     def problems(self) -> List[Problem]:
         """Two classes given the same value: a problem (kind ``"same_value"``) on the second one's field."""
         seen: Dict[int, str] = {}
