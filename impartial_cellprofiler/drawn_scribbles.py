@@ -135,7 +135,7 @@ def edit_and_refine(module, workspace, stack):
     """
     number, shape = workspace.measurements.image_set_number, stack.shape[1:]
     path = module.scribble_file(workspace.measurements)
-    current = module.drawn_scribbles(workspace.measurements, shape)
+    current = read_drawn(path, shape)
     maps, objects = module.segment(module._model, stack, current, module.get_configs(stack.shape[0])[2])
     shown = {name: getattr(objects, o.name) for o, name in module.object_names() if getattr(objects, o.name) is not None}
     uncertainty = next(iter(maps.values())).uncertainty if maps else None

@@ -127,12 +127,12 @@ class TrainingSets:
 
     def update(self, number, stack, scribbles):
         """Replace the scribbles of image set ``number`` (drawn anew), adding the image set if it was left out."""
-        if number in self.numbers:
-            self.scribbles[self.numbers.index(number)] = scribbles
-        else:
-            self.images.append(stack)
-            self.scribbles.append(scribbles)
-            self.numbers.append(number)
+        if number not in self.numbers:  # kept in image set order, as a later run of the group reads them
+            at = sum(n < number for n in self.numbers)
+            self.images.insert(at, stack)
+            self.scribbles.insert(at, scribbles)
+            self.numbers.insert(at, number)
+        self.scribbles[self.numbers.index(number)] = scribbles
 
     @property
     def has_scribbles(self):

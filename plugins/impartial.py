@@ -425,7 +425,7 @@ class ImPartial(Module):
             self._model = self.load_applied_model(grouping)
         elif len(image_numbers) > 0:
             self._training = self.collect_training_data(workspace, grouping, image_numbers)
-            if self.edits_in_gui() and self.scribble_problems(self._training.scribbles):
+            if self.edits_in_gui(workspace) and self.scribble_problems(self._training.scribbles):
                 LOGGER.info("ImPartial: not enough scribbles yet to train (%s): draw them in the editor",
                             self.scribble_problems(self._training.scribbles)[0].message)
                 return True
@@ -450,7 +450,7 @@ class ImPartial(Module):
         for number, image_set in image_sets.group_image_sets(workspace, self, grouping, image_numbers):
             stack, _ = self.get_channels(image_set, number, cache=False)
             if self.draws_scribbles():
-                kept.add(stack, self.drawn_scribbles(workspace.measurements, stack.shape[1:], number), number)
+                kept.add(stack, drawn_scribbles.read_drawn(self.scribble_file(workspace.measurements, number), stack.shape[1:]), number)
                 continue
             kept.add(stack, image_sets.scribble_image_classes(self, image_set, number, stack.shape[1:]), number)
         if not kept.images:
@@ -514,9 +514,9 @@ class ImPartial(Module):
     def run(self, workspace):
         _import_library()
         stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
-        if self.edits_in_gui():
+        if self.edits_in_gui(workspace):
             drawn_scribbles.edit_and_refine(self, workspace, stack)
-        if self._model is None and not self.edits_in_gui():
+        if self._model is None and not self.edits_in_gui(workspace):
             # prepare_group did not run in this process (or the module was re-created): load the file.
             self._model = self.load_applied_model(groups.grouping_of(workspace))
         model, scribbles = self._model, self.current_scribbles(workspace, stack.shape[1:])
@@ -562,22 +562,21 @@ class ImPartial(Module):
         if self.model_mode == MODE_SAVED:
             return None
         if self.draws_scribbles():
-            return self.drawn_scribbles(workspace.measurements, shape)
+            return drawn_scribbles.read_drawn(self.scribble_file(workspace.measurements), shape)
         try:
             return self.scribble_values().to_classes(image_sets.read_scribbles(workspace.image_set, self.scribble_image.value))
         except ValueError:  # training has said what is wrong with them
             return None
 
     # ------------------------------------------------------------------ the scribble editor
-    def edits_in_gui(self):
-        """Whether this run opens the scribble editor: drawn scribbles, the editor on, in the GUI."""
-        return self.model_mode != MODE_SAVED and self.draws_scribbles() and self.open_editor.value and not get_headless()
-
-    def drawn_scribbles(self, measurements, shape, number=None):
-        """The scribble file of image set ``number`` (default: the current one), or no scribbles."""
-        return drawn_scribbles.read_drawn(self.scribble_file(measurements, number), shape)
+    def edits_in_gui(self, workspace):
+        """Whether this run opens the scribble editor: drawn scribbles, the editor on, in the GUI (Test
+        mode, or an Analyze Images worker, which asks the GUI through its interaction handler)."""
+        in_gui = getattr(workspace, "interaction_handler", None) is not None or not get_headless()
+        return self.model_mode != MODE_SAVED and self.draws_scribbles() and self.open_editor.value and in_gui
 
     def scribble_file(self, measurements, number=None):
+        """The scribble file of image set ``number`` (default: the current one) in the scribble folder."""
         return drawn_scribbles.scribble_path(self.scribble_folder.get_absolute_path(), measurements,
                                              self.channel_names()[0], number)
 
