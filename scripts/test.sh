@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite, from nothing: set up both CellProfiler environments, then run pytest in each.
+# The test suite, from nothing: set up both CellProfiler environments (and bioimage.io's validator
+# in a venv of its own), then run pytest in each.
 #
 #   bash scripts/test.sh            both CellProfiler lines (5 in .venv, 4.2.8.1 in .venv-cp42)
 #   bash scripts/test.sh cp5        CellProfiler 5 only (faster while developing)
@@ -11,6 +12,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 TARGET="${1:-all}"
 bash scripts/setup_env.sh "$TARGET"
+bash scripts/setup_bioimageio.sh   # bioimage.io's validator, for the exported model packages
 
 status=0
 run_suite() {  # $1 = cp5|cp42, $2 = venv
