@@ -212,7 +212,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = ImPartialModel.load(args.model)
     out_dir = Path(args.out_dir)
-    object_names = [objects.name for objects in object_sets(model.task_names)]
+    stain = args.nuclear_channel
+    if stain is not None and model.task_names != ("cells",):
+        raise CliError(f"--nuclear-channel is for cells-only models; {args.model} segments "
+                       f"{' + '.join(model.task_names)} and learnt its nuclear channel")
+    if stain is not None and not stain < model.n_channels:
+        raise CliError(f"--nuclear-channel {stain}: the model {args.model} has {model.n_channels} channel(s), "
+                       f"numbered from 0")
+    object_names = [objects.name for objects in object_sets(model.task_names, nuclear_stain=stain is not None)]
     map_names = [f"{task}_{kind}" for task in model.task_names for kind in MAP_KINDS]
     stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     # Every image is checked (from its header) before any output is written: a wrong image late
@@ -231,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
         maps = model.predict(image, flips=args.flips, device=args.device)
-        objects = model.segment(maps, config)
+        objects = model.segment(maps, config, image=image, nuclear_channel=stain)
         counts = []
         for name in object_names:
             labels = getattr(objects, name)
@@ -446,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smallest object kept, in pixels (nuclei and cells)")
     p.add_argument("--no-split", action="store_true", help="do not split touching objects")
     p.add_argument("--exclude-border", action="store_true", help="drop objects touching the image border")
+    p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
+                   help="cells-only models: the nuclear stain's channel (from 0); one nucleus found there seeds "
+                        "each cell, and X_nuclei.tif, X_cells.tif and X_cytoplasm.tif are written")
     p.add_argument("--flips", action="store_true", help="average over 4 flips (slower, smoother uncertainty)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)

@@ -1,6 +1,7 @@
 """What a model's segmentation makes, named once for every front end.
 
-A model of the nuclei task makes nuclei; of the cells task, cells; of both, nuclei, cells grown
+A model of the nuclei task makes nuclei; of the cells task, cells (and, given a nuclear stain, the
+nuclei found in it, the cells grown from them and their cytoplasm); of both, nuclei, cells grown
 from them and their cytoplasm (cell minus nucleus), related parent to child. The command line writes
 one label image per object set, the CellProfiler module adds one object set per name; both also say
 how their few object settings become an :class:`~impartial_core.config.InstanceConfig`.
@@ -30,6 +31,8 @@ class ObjectSet:
 NUCLEI = ObjectSet("nuclei", "nuclei")
 CELLS = ObjectSet("cells", "cells")
 CYTOPLASM = ObjectSet("cytoplasm", "cells")
+#: nuclei found in the nuclear stain by a cells-only model: measured on the cell maps, no threshold learnt
+STAINED_NUCLEI = ObjectSet("nuclei", "cells")
 
 #: (parent, child) of the object sets made together: a cell holds its nucleus, cytoplasm belongs to both
 RELATIONSHIPS = ((NUCLEI, CELLS), (NUCLEI, CYTOPLASM), (CELLS, CYTOPLASM))
@@ -38,16 +41,24 @@ RELATIONSHIPS = ((NUCLEI, CELLS), (NUCLEI, CYTOPLASM), (CELLS, CYTOPLASM))
 MAP_KINDS = ("probability", "uncertainty")
 
 
-def object_sets(task_names: Sequence[str]) -> Tuple[ObjectSet, ...]:
-    """The object sets a model of these tasks makes, in output order (cytoplasm needs both tasks)."""
+def object_sets(task_names: Sequence[str], nuclear_stain: bool = False) -> Tuple[ObjectSet, ...]:
+    """The object sets a model of these tasks makes, in output order (cytoplasm needs nuclei and cells).
+
+    ``nuclear_stain``: a cells-only model is given a nuclear-stain channel, whose nuclei seed the
+    cells (``instances.segment``).
+    """
+    if tuple(task_names) == ("cells",) and nuclear_stain:
+        return STAINED_NUCLEI, CELLS, CYTOPLASM
     sets = tuple(s for s in (NUCLEI, CELLS) if s.task in task_names)
     return sets + (CYTOPLASM,) if len(sets) == 2 else sets
 
 
-def relationships(task_names: Sequence[str]) -> Tuple[Tuple[ObjectSet, ObjectSet], ...]:
+def relationships(task_names: Sequence[str], nuclear_stain: bool = False) -> Tuple[Tuple[ObjectSet, ObjectSet], ...]:
     """The (parent, child) pairs recorded for a model of these tasks (none unless cytoplasm is made)."""
-    made = object_sets(task_names)
-    return RELATIONSHIPS if CYTOPLASM in made else ()
+    made = {s.name: s for s in object_sets(task_names, nuclear_stain)}
+    if "cytoplasm" not in made:
+        return ()
+    return tuple((made[parent.name], made[child.name]) for parent, child in RELATIONSHIPS)
 
 
 def instance_config(threshold: Optional[float] = None, min_size: int = InstanceConfig.min_size,

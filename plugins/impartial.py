@@ -191,12 +191,9 @@ class ImPartial(Module):
         return [s for s, task in ((nuclei_setting, "nuclei"), (cells_setting, "cells")) if task in self.task_names()]
 
     def visible_settings(self):
-        result = []
-        for group in self.channels:
-            result += group.visible_settings()
+        result = [setting for group in self.channels for setting in group.visible_settings()]
         result += [self.add_channel_button] + ([self.nuclear_channel] if len(self.channels) > 1 else [])
-        result += [self.segment_choice] + self.per_task(self.nuclei_name, self.cells_name)
-        result += [self.cytoplasm_name] if self.wants_cytoplasm() else []
+        result += [self.segment_choice] + [name for _, name in self.object_names_settings()]
         result += [self.model_mode]
         if self.model_mode != MODE_SAVED:
             result += [self.scribble_source]
@@ -204,8 +201,7 @@ class ImPartial(Module):
                 result += [self.scribble_folder, self.open_editor]
             else:
                 result += [self.scribble_image, self.background_value, self.nucleus_value]
-                result += [self.cytoplasm_value] if self.wants_cells() else []
-                result += [self.split_value]
+                result += ([self.cytoplasm_value] if self.wants_cells() else []) + [self.split_value]
         result += [self.model_directory, self.model_file_name]
         result += [self.fine_tuned_file_name] if self.model_mode == MODE_FINE_TUNE else []
         result += [self.time_budget] if self.model_mode != MODE_SAVED else []
@@ -233,9 +229,6 @@ class ImPartial(Module):
         revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
-    def volumetric(self):
-        return False
-
     # ------------------------------------------------------------------ what the module makes
     @property
     def task_choice(self):
@@ -248,18 +241,23 @@ class ImPartial(Module):
     def wants_cells(self):
         return self.segment_choice != SEG_NUCLEI
 
-    def wants_cytoplasm(self):
-        return self.segment_choice == SEG_ALL
+    def nuclei_from_stain(self):
+        """Cells only with several channels: the nuclear stain seeds the cells (nuclei, cells, cytoplasm)."""
+        return self.segment_choice == SEG_CELLS and len(self.channels) > 1
 
     def task_names(self):
         return self.task_choice.split("+")
 
     def object_names(self):
         """(object set of impartial_core.object_sets, object name) for each object set made."""
+        return [(objects, setting.value) for objects, setting in self.object_names_settings()]
+
+    def object_names_settings(self):
+        """(object set, its name setting) for each object set made."""
         from impartial_core.object_sets import object_sets
 
         names = {"nuclei": self.nuclei_name, "cells": self.cells_name, "cytoplasm": self.cytoplasm_name}
-        return [(objects, names[objects.name].value) for objects in object_sets(self.task_names())]
+        return [(objects, names[objects.name]) for objects in object_sets(self.task_names(), self.nuclei_from_stain())]
 
     def output_images(self):
         """(task, 'probability' | 'uncertainty', image name) for each optional output image."""
@@ -274,7 +272,8 @@ class ImPartial(Module):
         from impartial_core.object_sets import relationships
 
         name_of = {objects.name: name for objects, name in self.object_names()}
-        return [(name_of[parent.name], name_of[child.name]) for parent, child in relationships(self.task_names())]
+        return [(name_of[parent.name], name_of[child.name])
+                for parent, child in relationships(self.task_names(), self.nuclei_from_stain())]
 
     def threshold_objects(self):
         """Object names that get an image threshold measurement (one per task)."""
@@ -528,7 +527,7 @@ class ImPartial(Module):
             labels_of[name] = numpy.asarray(labels if labels is not None else numpy.zeros(stack.shape[1:]), numpy.int32)
             threshold = model.threshold(object_set.task, instance) if object_set.has_threshold and model else None
             measurements.add_objects(workspace, name, labels_of[name], first, maps.get(object_set.task), threshold)
-        if self.wants_cytoplasm():
+        if self.relationships():
             measurements.add_relationships(workspace, self.module_num, self.nuclei_name.value, self.cells_name.value,
                                            self.cytoplasm_name.value)
         workspace.measurements.add_image_measurement(measurements.M_FINGERPRINT, str(model.fingerprint)[:64] if model else "")
@@ -555,7 +554,9 @@ class ImPartial(Module):
             raise ValueError("ImPartial: %s (settings \"%s\" and \"%s\")" % (
                 error, self.channels[0].image_name.text, self.segment_choice.text))
         maps = model.predict(stack, device=self.device())
-        return maps, model.segment(maps, instance, split_strokes=None if scribbles is None else scribbles == SPLIT)
+        stain = self.nuclear_channel.value - 1 if self.nuclei_from_stain() else None
+        return maps, model.segment(maps, instance, image=stack, nuclear_channel=stain,
+                                   split_strokes=None if scribbles is None else scribbles == SPLIT)
 
     def current_scribbles(self, workspace, shape):
         """The scribbles of the current image set in the convention (None when applying a saved model)."""
