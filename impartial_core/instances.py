@@ -23,8 +23,8 @@ from .normalization import as_channels_first, normalize
 
 # Cells from a nuclear stain (cells-only models): smoothing of the stain before its threshold, in
 # pixels, and the weight of distance against intensity change in the propagation (CellProfiler's
-# "regularization factor"). Measured on the MP6843 fields (benchmarks/results/mp6843.md).
-NUCLEAR_STAIN_SIGMA = 2.0
+# "regularization factor"). Measured on the MP6843 and Vectra fields (benchmarks/results/cells.md).
+NUCLEAR_STAIN_SIGMA = 1.0
 PROPAGATION_REGULARIZATION = 0.05
 
 
