@@ -240,7 +240,7 @@ def propagate(seeds: np.ndarray, mask: np.ndarray, image: np.ndarray, regulariza
     return watershed(gradient, seeds, mask=mask).astype(np.int32)
 
 
-def split_at_valleys(cell_probability: np.ndarray, mask: np.ndarray, depth: float = 0.2) -> np.ndarray:
+def split_at_valleys(cell_probability: np.ndarray, mask: np.ndarray, depth: float = 0.1) -> np.ndarray:
     """Label a cell mask, splitting touching cells only where the probability says so.
 
     Markers are the maxima of the (lightly smoothed) cell probability that stand at least
@@ -248,6 +248,11 @@ def split_at_valleys(cell_probability: np.ndarray, mask: np.ndarray, depth: floa
     probability grows them over the mask. Two cells are thus cut apart only along a valley of the
     probability at least ``depth`` deep: an irregular cell, whose probability is high throughout,
     stays one object whatever its shape.
+
+    The default depth was measured on held-out fields without their nuclear channel (MP6843,
+    150-iteration models: F1@0.5 0.668 and mDICE 0.774 for 416 cells of 351, where the
+    distance-transform split gave 0.685 and 0.837 for 557; depth 0.05: 0.644 / 0.830 for 559,
+    0.2: 0.569 / 0.679 for 320; Vectra traced cells mDICE 0.487, distance split 0.483).
     """
     smooth = np.where(mask, ndi.gaussian_filter(np.asarray(cell_probability, dtype=np.float64), 1.0), 0.0)
     # The h-maxima as whole plateaus: the regional maxima of the probability lowered by ``depth``
