@@ -10,6 +10,7 @@ gives users); what this harness adds is only what a test machine needs:
   (on this machine kind Xvfb drops a few percent of new X connections right after ``connect()``;
   a GTK program that loses that race aborts at start-up).
 """
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,129 @@ VENV_BIN = REPO / ".venv" / "bin"
 SCREEN = "-screen 0 1600x1000x24"
 DISPLAY_ERRORS = ("Unable to access the X Display", "wxEntryStart failed",
                   "without a display connection", "cannot open display")
+
+#: Put on PYTHONPATH for the GUI process only: runs the file $IMPARTIAL_GUI_HOOK in a daemon thread.
+SITECUSTOMIZE = r'''
+import os, sys
+# Debian's own sitecustomize (if any) still runs
+try:
+    import importlib.util as _u
+    for _p in sys.path[1:]:
+        _f = os.path.join(_p, "sitecustomize.py")
+        if os.path.isfile(_f) and os.path.dirname(os.path.abspath(__file__)) != os.path.abspath(_p):
+            _s = _u.spec_from_file_location("_orig_sitecustomize", _f)
+            _s.loader.exec_module(_u.module_from_spec(_s))
+            break
+except Exception:
+    pass
+if os.environ.get("IMPARTIAL_GUI_HOOK"):
+    import runpy, threading
+    threading.Thread(target=lambda: runpy.run_path(os.environ["IMPARTIAL_GUI_HOOK"], run_name="__hook__"),
+                     daemon=True).start()
+'''
+
+#: The start of every hook: CONFIG (from $IMPARTIAL_GUI_HOOK_CONFIG: status, screenshot, watchdog_s),
+#: STATUS written to CONFIG["status"], log(), screenshot(), finish(), a watchdog, the wait for the
+#: main window (``wx`` is then bound), and ``guarded`` for the steps, which run in the GUI thread.
+HOOK_PRELUDE = r'''
+"""Runs in CellProfiler's GUI process (started from a daemon thread by sitecustomize)."""
+import json, os, subprocess, sys, time, traceback
+
+CONFIG = json.load(open(os.environ["IMPARTIAL_GUI_HOOK_CONFIG"]))
+STATUS = {"steps": [], "errors": []}
+
+
+def save_status():
+    with open(CONFIG["status"] + ".tmp", "w") as fd:
+        json.dump(STATUS, fd, indent=1, default=str)
+    os.replace(CONFIG["status"] + ".tmp", CONFIG["status"])
+
+
+def log(message):
+    STATUS["steps"].append("%.1f %s" % (time.monotonic() - T0, message))
+    save_status()
+
+
+def screenshot(path):
+    for attempt in range(8):
+        if subprocess.run(["import", "-window", "root", path], stderr=subprocess.DEVNULL).returncode == 0 \
+                and os.path.exists(path):
+            return True
+        time.sleep(0.5)
+    STATUS["errors"].append("screenshot failed: %s" % path)
+    return False
+
+
+def finish(code=0):
+    STATUS["done"] = code == 0
+    save_status()
+    os._exit(code)
+
+
+T0 = time.monotonic()
+
+# CellProfiler 5.0.0.dev784's figure code calls matplotlib.cm.get_cmap, removed in matplotlib 3.9:
+# scripts/constraints-cp5.txt pins matplotlib 3.8.4 so label displays work; fail loudly otherwise.
+import matplotlib.cm
+assert hasattr(matplotlib.cm, "get_cmap"), "matplotlib >= 3.9 breaks CellProfiler 5's label displays"
+
+
+def watchdog():
+    # a modal error dialog (or a hang) must not leave the test waiting: report and leave
+    STATUS["errors"].append("watchdog: the GUI hook did not finish in %s s" % CONFIG["watchdog_s"])
+    screenshot(CONFIG["screenshot"].replace(".png", "-watchdog.png"))
+    finish(1)
+
+
+import threading
+_timer = threading.Timer(CONFIG["watchdog_s"], watchdog)
+_timer.daemon = True
+_timer.start()
+# wait for the main window (wx imported, App and its frame made)
+while True:
+    wx = sys.modules.get("wx")
+    app = wx.GetApp() if wx is not None and hasattr(wx, "GetApp") else None
+    if app is not None and getattr(app, "frame", None) is not None:
+        break
+    if time.monotonic() - T0 > 120:
+        STATUS["errors"].append("no CellProfiler main window after 120 s")
+        finish(1)
+    time.sleep(0.5)
+log("main window exists")
+
+
+def guarded(fn):
+    def wrapper(*args):
+        try:
+            fn(*args)
+        except Exception:
+            STATUS["errors"].append(traceback.format_exc())
+            try:
+                screenshot(CONFIG["screenshot"].replace(".png", "-error.png"))
+            finally:
+                finish(1)
+    return wrapper
+
+
+'''
+
+
+def hook_environment(folder: Path, hook: str, config: Dict) -> Dict[str, str]:
+    """Write ``hook`` (a script run inside the GUI process), its ``config`` and the sitecustomize
+    that starts it into ``folder``; the environment that runs it (CellProfiler's own, plus a
+    private temporary folder: the GUI is ended without closing its test-mode measurements)."""
+    from tests import helpers_cp as H
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (folder / "hook.py").write_text(hook)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "tmp").mkdir(exist_ok=True)
+    env = H.cellprofiler_env()
+    env.update(TMPDIR=str(folder / "tmp"), PYTHONPATH=os.pathsep.join([str(folder), env["PYTHONPATH"]]),
+               IMPARTIAL_GUI_HOOK=str(folder / "hook.py"), IMPARTIAL_GUI_HOOK_CONFIG=str(folder / "config.json"))
+    return env
+
 
 PRESET = r"""
 import sys

@@ -25,7 +25,6 @@ gui_impartial_add_modules.png, gui_impartial_figure.png (the module's display wi
 CellProfiler 5's figure code also needs matplotlib < 3.9, which the cp5 environment pins.
 """
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -43,105 +42,9 @@ pytestmark = [
 SCREENSHOTS = H.REPO / "out" / "screenshots"
 TIMEOUT_S = 300
 
-SITECUSTOMIZE = r'''
-import os, sys
-# Debian's own sitecustomize (if any) still runs
-try:
-    import importlib.util as _u
-    for _p in sys.path[1:]:
-        _f = os.path.join(_p, "sitecustomize.py")
-        if os.path.isfile(_f) and os.path.dirname(os.path.abspath(__file__)) != os.path.abspath(_p):
-            _s = _u.spec_from_file_location("_orig_sitecustomize", _f)
-            _s.loader.exec_module(_u.module_from_spec(_s))
-            break
-except Exception:
-    pass
-if os.environ.get("IMPARTIAL_GUI_HOOK"):
-    import runpy, threading
-    threading.Thread(target=lambda: runpy.run_path(os.environ["IMPARTIAL_GUI_HOOK"], run_name="__hook__"),
-                     daemon=True).start()
-'''
-
-HOOK = r'''
-"""Runs in CellProfiler's GUI process (started from a daemon thread by sitecustomize)."""
-import json, os, subprocess, sys, time, traceback
-
-CONFIG = json.load(open(os.environ["IMPARTIAL_GUI_HOOK_CONFIG"]))
-STATUS = {"steps": [], "errors": []}
 
 
-def save_status():
-    with open(CONFIG["status"] + ".tmp", "w") as fd:
-        json.dump(STATUS, fd, indent=1, default=str)
-    os.replace(CONFIG["status"] + ".tmp", CONFIG["status"])
-
-
-def log(message):
-    STATUS["steps"].append("%.1f %s" % (time.monotonic() - T0, message))
-    save_status()
-
-
-def screenshot(path):
-    for attempt in range(8):
-        if subprocess.run(["import", "-window", "root", path], stderr=subprocess.DEVNULL).returncode == 0 \
-                and os.path.exists(path):
-            return True
-        time.sleep(0.5)
-    STATUS["errors"].append("screenshot failed: %s" % path)
-    return False
-
-
-def finish(code=0):
-    STATUS["done"] = True
-    save_status()
-    os._exit(code)
-
-
-T0 = time.monotonic()
-
-# CellProfiler 5.0.0.dev784's figure code calls matplotlib.cm.get_cmap, removed in matplotlib 3.9:
-# scripts/constraints-cp5.txt pins matplotlib 3.8.4 so label displays work; fail loudly otherwise.
-import matplotlib.cm
-assert hasattr(matplotlib.cm, "get_cmap"), "matplotlib >= 3.9 breaks CellProfiler 5's label displays"
-
-
-def watchdog():
-    # a modal error dialog (or a hang) must not leave the test waiting: report and leave
-    STATUS["errors"].append("watchdog: the GUI hook did not finish in %s s" % CONFIG["watchdog_s"])
-    screenshot(CONFIG["screenshot"].replace(".png", "-watchdog.png"))
-    finish(1)
-
-
-import threading
-_timer = threading.Timer(CONFIG["watchdog_s"], watchdog)
-_timer.daemon = True
-_timer.start()
-# wait for the main window (wx imported, App and its frame made)
-while True:
-    wx = sys.modules.get("wx")
-    app = wx.GetApp() if wx is not None and hasattr(wx, "GetApp") else None
-    if app is not None and getattr(app, "frame", None) is not None:
-        break
-    if time.monotonic() - T0 > 120:
-        STATUS["errors"].append("no CellProfiler main window after 120 s")
-        finish(1)
-    time.sleep(0.5)
-log("main window exists")
-
-
-def guarded(fn):
-    def wrapper(*args):
-        try:
-            fn(*args)
-        except Exception:
-            STATUS["errors"].append(traceback.format_exc())
-            try:
-                screenshot(CONFIG["screenshot"].replace(".png", "-error.png"))
-            finally:
-                finish(1)
-    return wrapper
-
-
+HOOK = gui_harness.HOOK_PRELUDE + r'''
 def parts():
     frame = wx.GetApp().frame
     return (frame, frame._CPFrame__pipeline, frame._CPFrame__pipeline_controller,
@@ -296,10 +199,6 @@ def gui_run(tmp_path_factory):
     path = H.write_pipeline(pipeline, tmp / "gui.cppipe")
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    hook_dir = tmp / "hook"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (hook_dir / "impartial_gui_hook.py").write_text(HOOK)
     status = tmp / "status.json"
     config = {
         "status": str(status),
@@ -308,14 +207,7 @@ def gui_run(tmp_path_factory):
         "watchdog_s": TIMEOUT_S - 60,
         "run_modules": ["ImPartial", "MeasureObjectSizeShape", "MeasureObjectIntensity", "OverlayOutlines"],
     }
-    (tmp / "config.json").write_text(json.dumps(config))
-    env = H.cellprofiler_env()
-    # The GUI is ended without closing its test-mode measurements, whose temporary HDF5 file would
-    # then stay in the system's temporary folder after every test run: give it the test's own.
-    (tmp / "tmp").mkdir()
-    env.update(TMPDIR=str(tmp / "tmp"), PYTHONPATH=os.pathsep.join([str(hook_dir), env["PYTHONPATH"]]),
-               IMPARTIAL_GUI_HOOK=str(hook_dir / "impartial_gui_hook.py"),
-               IMPARTIAL_GUI_HOOK_CONFIG=str(tmp / "config.json"))
+    env = gui_harness.hook_environment(tmp / "hook", HOOK, config)
     args = ["-p", str(path), "-o", str(out),
             "-e", "imageio_reader"]  # TIFF via imageio (Bio-Formats would download its jars)
     start = time.monotonic()

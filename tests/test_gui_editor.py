@@ -18,16 +18,13 @@ The test checks the TIFF values at the stroke pixels, the models and the counts.
 out/screenshots/gui_editor.png (the editor over CellProfiler, round 2).
 """
 import json
-import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import tifffile
 
 from tests import gui_harness, helpers_cp as H
-from tests.test_gui import SITECUSTOMIZE
 
 pytestmark = [
     pytest.mark.skipif(H.cp_line() != "cp5", reason="the editor needs CellProfiler 5's GUI (the 4.2 venv is headless)"),
@@ -39,68 +36,10 @@ SCREENSHOT = H.REPO / "out" / "screenshots" / "gui_editor.png"
 TIMEOUT_S = 420
 CROP = (slice(0, 160), slice(0, 160))
 
-HOOK = r'''
-"""Runs in CellProfiler's GUI process (started from a daemon thread by sitecustomize)."""
-import json, os, subprocess, sys, threading, time, traceback
-
-CONFIG = json.load(open(os.environ["IMPARTIAL_GUI_HOOK_CONFIG"]))
-STATUS = {"steps": [], "errors": [], "rounds": []}
-T0 = time.monotonic()
-
-
-def save_status():
-    with open(CONFIG["status"] + ".tmp", "w") as fd:
-        json.dump(STATUS, fd, indent=1, default=str)
-    os.replace(CONFIG["status"] + ".tmp", CONFIG["status"])
-
-
-def log(message):
-    STATUS["steps"].append("%.1f %s" % (time.monotonic() - T0, message))
-    save_status()
-
-
-def finish(code=0):
-    STATUS["done"] = code == 0
-    save_status()
-    os._exit(code)
-
-
-def screenshot(path):
-    for attempt in range(8):
-        if subprocess.run(["import", "-window", "root", path], stderr=subprocess.DEVNULL).returncode == 0:
-            return
-        time.sleep(0.5)
-    STATUS["errors"].append("screenshot failed")
-
-
-def watchdog():
-    STATUS["errors"].append("watchdog: the GUI hook did not finish")
-    screenshot(CONFIG["screenshot"].replace(".png", "-watchdog.png"))
-    finish(1)
-
-
-timer = threading.Timer(CONFIG["watchdog_s"], watchdog)
-timer.daemon = True
-timer.start()
-while True:
-    wx = sys.modules.get("wx")
-    app = wx.GetApp() if wx is not None and hasattr(wx, "GetApp") else None
-    if app is not None and getattr(app, "frame", None) is not None:
-        break
-    time.sleep(0.5)
+HOOK = gui_harness.HOOK_PRELUDE + r'''
+STATUS["rounds"] = []
 import numpy as np
 from scipy import ndimage as ndi
-
-
-def guarded(fn):
-    def wrapper(*args):
-        try:
-            fn(*args)
-        except Exception:
-            STATUS["errors"].append(traceback.format_exc())
-            screenshot(CONFIG["screenshot"].replace(".png", "-error.png"))
-            finish(1)
-    return wrapper
 
 
 def parts():
@@ -266,19 +205,11 @@ def editor_run(tmp_path_factory):
     out.mkdir()
     path = _pipeline(tmp, scribbles, out)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    hook = tmp / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (hook / "impartial_gui_hook.py").write_text(HOOK)
     status = tmp / "status.json"
     config = {"status": str(status), "screenshot": str(SCREENSHOT), "files": [str(p) for p in images],
               "truth": [str(inputs / "image0_nuclei_labels.tif"), str(inputs / "image3_nuclei_labels.tif")],
               "watchdog_s": TIMEOUT_S - 40}
-    (tmp / "config.json").write_text(json.dumps(config))
-    env = H.cellprofiler_env()
-    (tmp / "tmp").mkdir()
-    env.update(TMPDIR=str(tmp / "tmp"), PYTHONPATH=os.pathsep.join([str(hook), env["PYTHONPATH"]]),
-               IMPARTIAL_GUI_HOOK=str(hook / "impartial_gui_hook.py"), IMPARTIAL_GUI_HOOK_CONFIG=str(tmp / "config.json"))
+    env = gui_harness.hook_environment(tmp / "hook", HOOK, config)
     rc = gui_harness.run_gui(["-p", str(path), "-o", str(out), "-e", "imageio_reader"], tmp / "home", env,
                              tmp / "gui.log", TIMEOUT_S)
     gui = {"status": json.loads(status.read_text()) if status.exists() else {}, "rc": rc,
