@@ -274,7 +274,7 @@ def test_scribble_conversions_refuse_what_would_be_written_wrong(tmp_path, capsy
     assert not (tmp_path / "s.tif").exists()
 
 
-# ---------------------------------------------------------------- a black-box review's findings
+# ---------------------------------------------------------------- inputs checked before any output is written
 def test_train_never_writes_the_model_over_one_of_its_inputs(tmp_path, capsys, no_training):
     image, _, scribbles = blobs(seed=0, size=32, n=3)
     tifffile.imwrite(tmp_path / "a.tif", image)

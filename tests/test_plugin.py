@@ -468,7 +468,7 @@ def test_help_text():
     assert module.category == "Object Processing" and module.variable_revision_number == 2
 
 
-# ---------------------------------------------------------------------------- review fixes (session 5)
+# ---------------------------------------------------------------------------- groups, cluster jobs, settings checks
 @pytest.mark.parametrize("argv, cluster", [
     (["-c", "-r", "-p", "x.cppipe", "-f1", "-l1"], True),
     (["-c", "-r", "-p", "x.cppipe", "--first-image-set=3"], True),
@@ -586,7 +586,7 @@ def test_unscribbled_image_sets_kept_only_up_to_the_cap(tmp_path, data, caplog):
     assert "3 of the group's %d image sets have no scribbles" % (n + 1) in caplog.text
 
 
-# ------------------------------------------------------------- a black-box review's findings
+# ------------------------------------------------------------- headless runs: settings checked, errors that name what to fix
 @pytest.mark.parametrize("settings, setting_text, message", [
     ({"patch_size": 130}, r"Training patch size \(pixels\)", "multiple of 4"),
     ({"segment_choice": "Nuclei, cells and cytoplasm", "cytoplasm_value": 2}, "Scribble value for cytoplasm",
