@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="budgets with the 'without self-supervised loss' ablation (default n100)")
     parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: ../shared/data, else examples/data)")
     parser.add_argument("--mp6843-data", default=None,
-                        help=f"folder with the MP6843 fields (default ${mp6843.ENV_VARIABLE}, else ../shared/data/mp6843_2ch)")
+                        help="folder with the MP6843 fields (default: mp6843_2ch in the data folder, see --data)")
     parser.add_argument("--out", default=None,
                         help="where accuracy.md / accuracy.json go (default benchmarks/results; with --quick out/benchmarks-quick)")
     return parser
@@ -381,7 +381,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         results["vectra"] = run_vectra(args, log)
     if "mp6843" in args.parts:
         try:
-            mp6843.mp6843_folder(args.mp6843_data)
+            mp6843.mp6843_folder(args.mp6843_data, args.data)
         except FileNotFoundError as error:
             if "mp6843" in (argv or sys.argv[1:]):
                 raise

@@ -8,7 +8,6 @@ training and are scored on every field. Run as part of ``python -m benchmarks.ac
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ FIELDS = ("F01_120", "F01_1296", "F01_1457", "F01_1467")
 CELL_CHANNEL = 0
 NUCLEAR_CHANNEL = 1
 SCRIBBLED_CELLS = 100
-ENV_VARIABLE = "IMPARTIAL_MP6843_DATA"
-DEFAULT_FOLDERS = ("/work/shared/data/mp6843_2ch",)
+SUBFOLDER = "mp6843_2ch"
 
 
 @dataclass
@@ -32,17 +30,21 @@ class Field:
     truth: np.ndarray   # whole-cell instance labels, every cell of the field
 
 
-def mp6843_folder(override: Optional[str] = None) -> Path:
-    """The folder holding the fields: ``override``, $IMPARTIAL_MP6843_DATA, or the shared data folder."""
-    for candidate in (override, os.environ.get(ENV_VARIABLE), *DEFAULT_FOLDERS):
-        if candidate and (Path(candidate) / f"{FIELDS[0]}.tif").exists():
-            return Path(candidate)
-    raise FileNotFoundError(f"MP6843 fields not found: pass --mp6843-data DIR or set {ENV_VARIABLE} "
-                            f"(a folder with {FIELDS[0]}.tif and {FIELDS[0]}_cell_labels.tif)")
+def mp6843_folder(override: Optional[str] = None, data: Optional[str] = None) -> Path:
+    """The folder holding the fields: ``override`` (``--mp6843-data``), else ``mp6843_2ch`` in the
+    benchmark data folder (``benchmarks.data.data_dir``: ``--data``, $IMPARTIAL_DATA, ../shared/data)."""
+    from benchmarks.data import data_dir
+
+    if override:
+        if not (Path(override) / f"{FIELDS[0]}.tif").exists():
+            raise FileNotFoundError(f"--mp6843-data {override}: no {FIELDS[0]}.tif there")
+        return Path(override)
+    return data_dir(data, needs=f"{SUBFOLDER}/{FIELDS[0]}_cell_labels.tif") / SUBFOLDER
 
 
 def load_mp6843(directory: Optional[str] = None) -> List[Field]:
-    folder = mp6843_folder(directory)
+    """The four fields from ``directory`` (the MP6843 folder itself), or where :func:`mp6843_folder` finds them."""
+    folder = Path(directory) if directory else mp6843_folder()
     return [Field(f, tifffile.imread(folder / f"{f}.tif").astype(np.float32),
                   tifffile.imread(folder / f"{f}_cell_labels.tif").astype(np.int32)) for f in FIELDS]
 
@@ -126,7 +128,8 @@ def cellprofiler_run(directory: Optional[str] = None) -> Dict:
 
 def run_mp6843(args, training_config: Callable, aggregate: Callable, in_subprocess: Callable, log: Callable = print) -> Dict:
     """The MP6843 part of ``benchmarks.accuracy``: ImPartial per seed, CellProfiler once (in a child process)."""
-    fields = load_mp6843(args.mp6843_data)
+    folder = str(mp6843_folder(args.mp6843_data, args.data))
+    fields = load_mp6843(folder)
     log(f"MP6843: {len(fields)} fields, {sum(int(f.truth.max()) for f in fields)} cells; leave-one-field-out, "
         f"{SCRIBBLED_CELLS} simulated cell scribbles over the 3 training fields")
     rows: Dict[str, List[Dict]] = {}
@@ -135,7 +138,7 @@ def run_mp6843(args, training_config: Callable, aggregate: Callable, in_subproce
             impartial_run(fields, training_config(seed, args.quick), log) for seed in args.seed_list]
     log("  baseline (IdentifyPrimaryObjects + IdentifySecondaryObjects) in a separate process ...")
     rows["CellProfiler IdentifyPrimaryObjects (DAPI) + IdentifySecondaryObjects (propagation, actin)"] = [
-        in_subprocess(cellprofiler_run, args.mp6843_data)]
+        in_subprocess(cellprofiler_run, folder)]
     return {"rows": {name: {"runs": runs, "aggregate": aggregate([r["summary"] for r in runs]),
                             "per_field": {f.id: aggregate([next(p for p in r["per_field"] if p["field"] == f.id) for r in runs])
                                           for f in fields}}
