@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from impartial_core.model_store import REFINE_BUDGET_S, ModelStore
+from impartial_core.model_store import REFINE_BUDGET_S, REFINE_LEARNING_RATE_FACTOR, ModelStore
 from impartial_core.scribbles.values import ScribbleValues
 
 from .test_frontend_api import _request, _Trainer
@@ -23,6 +23,7 @@ def test_a_refined_model_is_reused_for_its_scribbles_without_training(tmp_path):
     refined = store.refine(path, request, first, train)
     tuning = train.requests[-1]
     assert tuning.start_from is first and tuning.training.time_budget_s == min(REFINE_BUDGET_S, 180.0)
+    assert tuning.training.learning_rate == request.training.learning_rate * REFINE_LEARNING_RATE_FACTOR
     assert refined.source == "trained" and refined.backup is not None  # the earlier model is kept
     assert refined.model.fingerprint == request.fingerprints()[0]
     assert refined.model.training == request.training
