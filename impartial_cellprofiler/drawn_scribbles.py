@@ -4,11 +4,10 @@ With the scribble source "drawn in CellProfiler" the module keeps one scribble f
 its scribble folder, named after the image set's first channel file (``A01.tif`` ->
 ``A01_scribbles.tif``; ``impartial_core.scribble_files``), in the usual values (1 background,
 2 nucleus, 3 cytoplasm, 4 split stroke; the module's value settings are for scribble images loaded
-by NamesAndTypes). In the
-GUI (Test mode, and Analyze Images through CellProfiler's interaction request) the module opens the
-editor on each image set; Save writes the file (keeping the earlier one as a dated backup) and the
-model is refined with every stroke of the group. Headless runs, batch files and cluster jobs read
-the files and never open anything.
+by NamesAndTypes). In the GUI (Test mode, and Analyze Images through CellProfiler's interaction
+request) the module opens the editor on each image set; Save writes the file (keeping the earlier
+one as a dated backup) and the model is refined with every stroke of the group. Headless runs,
+batch files and cluster jobs read the files and never open anything.
 """
 import logging
 import os
@@ -130,8 +129,8 @@ def edit_and_refine(module, workspace, stack):
     Opens the editor (in the GUI process, through CellProfiler's interaction request, which calls
     ``module.handle_interaction``) on the channels, the current scribbles, objects and uncertainty;
     after Save writes the image set's scribble file, then trains the group's first model (when
-    there was none) or refines the current one with every stroke of the group. A cancelled
-    refinement keeps the model as it was.
+    there was none) or refines the current one with every stroke of the group. Cancelling that
+    training keeps the model as it was (the scribbles stay saved).
     """
     number, shape = workspace.measurements.image_set_number, stack.shape[1:]
     path = module.scribble_file(workspace.measurements)
@@ -152,13 +151,14 @@ def edit_and_refine(module, workspace, stack):
     if module.scribble_problems(training.scribbles):
         return  # not enough classes yet: the next image set's editor asks for more
     from impartial_cellprofiler.groups import grouping_of
+    from impartial_cellprofiler.progress import Cancelled
 
     path = module.output_model_path(grouping_of(workspace))
-    if module._model is None:
-        module._model = module.train_or_load(training.images, training.scribbles, path)
-        return
-    request = module.training_request(training.images, training.scribbles)
     try:
-        module._model = module.model_store().refine(path, request, module._model, module.train).model
-    except ValueError as error:  # cancelled
-        LOGGER.warning("%s; the previous model is kept", error)
+        if module._model is None:
+            module._model = module.train_or_load(training.images, training.scribbles, path)
+        else:
+            request = module.training_request(training.images, training.scribbles)
+            module._model = module.model_store().refine(path, request, module._model, module.train).model
+    except Cancelled as error:
+        LOGGER.warning("%s; the model stays as it was", error)

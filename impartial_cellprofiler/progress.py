@@ -69,9 +69,13 @@ class TrainingProgress:
             self.dialog = None
 
 
+class Cancelled(ValueError):
+    """The user stopped a training with the progress dialog's Cancel button (no model was saved)."""
+
+
 def train_with_progress(request, title, headless):
     """Train the model of a ``model_store.TrainingRequest``: log lines, and a dialog titled ``title``
-    in the GUI whose Cancel button stops training (a ValueError: no model is saved)."""
+    in the GUI whose Cancel button stops training (:class:`Cancelled`: no model is saved)."""
     from impartial_core.model import ImPartialModel
     from impartial_core.training import TrainingCancelled
 
@@ -84,7 +88,7 @@ def train_with_progress(request, title, headless):
                                      request.training, channel_names=request.channel_names, progress=progress,
                                      start_from=request.start_from)
     except TrainingCancelled:
-        raise ValueError("ImPartial: training was cancelled; no model was saved")
+        raise Cancelled("ImPartial: training was cancelled; no model was saved")
     finally:
         progress.close()
     summary = model.training_summary

@@ -424,9 +424,9 @@ class ImPartial(Module):
             self._model = self.load_applied_model(grouping)
         elif len(image_numbers) > 0:
             self._training = self.collect_training_data(workspace, grouping, image_numbers)
-            if self.edits_in_gui(workspace) and self.scribble_problems(self._training.scribbles):
-                LOGGER.info("ImPartial: not enough scribbles yet to train (%s): draw them in the editor",
-                            self.scribble_problems(self._training.scribbles)[0].message)
+            lacking = self.scribble_problems(self._training.scribbles)
+            if lacking and self.edits_in_gui(workspace):
+                LOGGER.info("ImPartial: not enough scribbles to train yet (%s): draw them in the editor", lacking[0].message)
                 return True
             self.check_scribbles(self._training.scribbles, self._training.seen, grouping)
             self._model = self.train_or_load(self._training.images, self._training.scribbles,
