@@ -127,9 +127,18 @@ def _parse_mapping(text: Optional[str]) -> Optional[Dict[int, int]]:
         raise CliError(f"--remap must look like '4:1,5:2' (value:class pairs), got {text!r}")
 
 
-def _progress_bar(stream=sys.stderr):
-    """A one-line terminal progress display for training."""
-    def show(p) -> None:
+#: seconds between two progress lines when the output is not a terminal (a file, a pipe, a job log)
+LOG_EVERY_S = 10.0
+
+
+def _progress(stream=None, every_s: float = LOG_EVERY_S):
+    """Training progress: a live one-line bar in a terminal; elsewhere (a file, a pipe, a cluster
+    job's log) one line about every ``every_s`` seconds and at the end, with iteration, loss and
+    time left."""
+    stream = stream or sys.stderr
+    last = [-float("inf")]
+
+    def bar(p) -> None:
         if p.iteration % 5 and p.iteration != 1:
             return
         width = 30
@@ -137,7 +146,16 @@ def _progress_bar(stream=sys.stderr):
         stream.write(f"\r[{'#' * done}{'.' * (width - done)}] it {p.iteration:5d}  loss {p.losses['total']:.4f}  "
                      f"{p.elapsed_s:5.0f}s elapsed, ~{p.remaining_s:4.0f}s left ")
         stream.flush()
-    return show
+
+    def lines(p) -> None:
+        if p.elapsed_s - last[0] < every_s and p.iteration < p.max_iterations and p.remaining_s > 0:
+            return
+        last[0] = p.elapsed_s
+        stream.write(f"training: iteration {p.iteration}/{p.max_iterations}, loss {p.losses['total']:.4f}, "
+                     f"{p.elapsed_s:.0f} s elapsed, about {p.remaining_s:.0f} s left\n")
+        stream.flush()
+
+    return bar if stream.isatty() else lines
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -193,12 +211,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     def train(request: TrainingRequest) -> ImPartialModel:
         return ImPartialModel.train(request.images, request.scribbles, request.tasks, request.network, request.training,
                                     channel_names=request.channel_names, start_from=request.start_from,
-                                    progress=None if args.quiet else _progress_bar())
+                                    progress=None if args.quiet else _progress())
 
     stored = store.train_or_reuse(model_path, request, train)
     model = stored.model
-    if not args.quiet:
-        sys.stderr.write("\n")
+    if not args.quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")  # ends the progress bar's line
     s = model.training_summary
     kept = f" (the model it held is kept as {stored.backup})" if stored.backup else ""
     print(f"trained {'+'.join(model.task_names)} in {s['elapsed_s']:.0f} s ({s['iterations']} iterations, "
@@ -438,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a model file that holds another model; the replaced file is kept beside it as "
                         "MODEL.<date-time>.bak.safetensors (a file holding a model of the same images, scribbles and "
                         "settings is reused, with or without this option, and nothing is trained)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress (a bar in a terminal, else a line about every 10 s)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="segment images with a trained model")

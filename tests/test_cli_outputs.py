@@ -386,3 +386,20 @@ def test_train_names_the_scribble_class_that_is_missing(tmp_path, capsys, no_tra
     status, _, err = _run(capsys, "train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif",
                           "--model", tmp_path / "m.safetensors")
     assert status == 2 and "--scribbles" in err and "no foreground scribbles for the nuclei task" in err
+
+
+# ---------------------------------------------------------------- progress in logs
+def test_training_progress_in_a_file_is_one_line_per_update(tmp_path, capsys):
+    from impartial_core.cli import _progress
+    from impartial_core.training import TrainingProgress
+
+    show = _progress(stream=open(tmp_path / "log.txt", "w"), every_s=10.0)
+    for iteration, elapsed in ((1, 0.5), (5, 4.0), (10, 11.0), (15, 15.0), (20, 22.0)):
+        show(TrainingProgress(iteration=iteration, max_iterations=20, elapsed_s=elapsed, remaining_s=22.0 - elapsed,
+                              losses={"total": 0.5}))
+    text = (tmp_path / "log.txt").read_text()
+    assert "\r" not in text
+    # the first update, one about every 10 s, and the last
+    assert [line.split(",")[0] for line in text.splitlines()] == [
+        "training: iteration 1/20", "training: iteration 10/20", "training: iteration 20/20"]
+    assert "about 11 s left" in text.splitlines()[1]
