@@ -32,6 +32,9 @@ adding ``-e imageio_reader`` in CellProfiler 5 for TIFF):
 - ``apply_model_batch.cppipe`` (input examples/data/mibi_dsdna): "Use a saved model" (the file
   above, in the Default Output Folder), measurements, ExportToSpreadsheet with one file per image
   set (``Apply_Image_<ImageID>.csv`` ...: cluster jobs never write the same file), CreateBatchFiles.
+- ``draw_nuclei.cppipe`` (input examples/data/mibi_dsdna, the images only): scribbles drawn in the
+  module's editor (scribble folder ``scribbles/`` in the Default Output Folder); ImPartial trains
+  in the pipeline; MeasureObjectSizeShape, ConvertObjectsToImage + SaveImages, ExportToSpreadsheet.
 """
 import argparse
 import os
@@ -154,11 +157,24 @@ def apply_model_batch():
     return pipeline
 
 
+def draw_nuclei():
+    """Nuclei from scribbles drawn in the module's editor: the MIBI images alone, no scribble files."""
+    pipeline = new_pipeline(MIBI_REGEXP, [("DNA", MIBI_IMAGE_RULE)])
+    impartial = add_impartial(pipeline, ["DNA"], "Nuclei", "Train in this pipeline")
+    impartial.scribble_source.value = "Drawn in CellProfiler (scribble folder)"
+    add_module(pipeline, "MeasureObjectSizeShape", objects_list=["Nuclei"], calculate_zernikes=False)
+    add_module(pipeline, "ConvertObjectsToImage", object_name="Nuclei", image_name="NucleiLabels", image_mode="uint16")
+    add_save(pipeline, "NucleiLabels", "_nuclei_impartial", "tiff", "16-bit integer")
+    add_export(pipeline)
+    return pipeline
+
+
 PIPELINES = {
     "nuclei_mibi.cppipe": nuclei_mibi,
     "cells_vectra.cppipe": cells_vectra,
     "train_model.cppipe": train_model,
     "apply_model_batch.cppipe": apply_model_batch,
+    "draw_nuclei.cppipe": draw_nuclei,
 }
 
 CHECK_CODE = r"""

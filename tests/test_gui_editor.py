@@ -2,8 +2,8 @@
 
 CellProfiler 5 only (the 4.2 venv has no wxPython); skipped like tests/test_gui.py.
 
-A user with two MIBI images and no scribbles at all, in CellProfiler's GUI started with
-``impartial-cellprofiler`` (tests/gui_harness.py), under Xvfb:
+A user with two MIBI images and no scribbles at all opens the shipped ``pipelines/draw_nuclei.cppipe``
+in CellProfiler's GUI started with ``impartial-cellprofiler`` (tests/gui_harness.py), under Xvfb:
 
 1. Test mode starts: nothing to train on yet. Stepping ImPartial opens its editor on image set 1;
    real X input events (``wx.UIActionSimulator``) draw background strokes and strokes through a few
@@ -174,24 +174,17 @@ wx.CallAfter(lambda: wx.CallLater(3000, start))
 
 
 def _pipeline(tmp, scribble_folder, out):
-    from impartial_cellprofiler.pipelines import absolute_folder, add_module, new_pipeline, set_values, write_pipeline
-
-    pipeline = new_pipeline(r"^image(?P<ImageID>[0-9]+)", [("DNA", r'and (file does containregexp "^image[0-9]+\.tif$")')])
-    impartial = add_module(pipeline, "ImPartial")
-    impartial.channels[0].image_name.value = "DNA"
-    # the default network and patches, with an iteration limit (the first Save trains from scratch)
-    set_values(impartial, time_budget=90.0, max_iterations=150, show_advanced=True,
-               scribble_source="Drawn in CellProfiler (scribble folder)")
-    impartial.scribble_folder.value = absolute_folder(scribble_folder)
-    impartial.model_directory.value = absolute_folder(out)
+    """The shipped pipelines/draw_nuclei.cppipe, with the folders in the test's own and a shorter
+    training (the default network and patches, an iteration limit: the first Save trains from scratch)."""
+    pipeline, problems = H.load_pipeline(H.PIPELINES / "draw_nuclei.cppipe")
+    assert not problems
+    impartial = H.module(pipeline, "ImPartial")
+    assert impartial.scribble_source.value == "Drawn in CellProfiler (scribble folder)" and impartial.open_editor.value
+    H.set_values(impartial, time_budget=90.0, max_iterations=150, show_advanced=True)
+    impartial.scribble_folder.value = H.absolute_folder(scribble_folder)
+    impartial.model_directory.value = H.absolute_folder(out)
     impartial.show_window = False
-    add_module(pipeline, "ConvertObjectsToImage", object_name="Nuclei", image_name="NucleiLabels", image_mode="uint16")
-    add_module(pipeline, "SaveImages", save_image_or_figure="Image", image_name="NucleiLabels",
-               file_name_method="From image filename", file_image_name="DNA", wants_file_name_suffix=True,
-               file_name_suffix="_nuclei", file_format="tiff", bit_depth="16-bit integer", overwrite=True,
-               tiff_compress=False)
-    add_module(pipeline, "ExportToSpreadsheet", wants_overwrite_without_warning=True)
-    return write_pipeline(pipeline, tmp / "draw.cppipe")
+    return H.write_pipeline(pipeline, tmp / "draw.cppipe")
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +253,7 @@ def test_headless_run_uses_the_drawn_scribbles_and_model_without_training(editor
     status = editor_run["gui"]["status"]
     log = editor_run["headless_log"]
     assert "holds a model trained on these images, scribbles and settings: not training" in log, H.tail(log, 40)
-    rows = H.read_csv(editor_run["headless_out"] / "MyExpt_Image.csv")
+    rows = H.read_csv(editor_run["headless_out"] / "Image.csv")
     assert len(rows) == 2, H.tail(log, 40)
     fingerprints = {r["ImPartial_ModelFingerprint"] for r in rows}
     assert fingerprints == {status["rounds"][1]["after"]["fingerprint"]}
@@ -275,7 +268,7 @@ def test_objects_from_twenty_strokes_per_image_match_the_truth(editor_run):
     from impartial_core.metrics import evaluate_image
 
     for stem in ("image0", "image3"):
-        labels = tifffile.imread(str(editor_run["headless_out"] / ("%s_nuclei.tiff" % stem)))
+        labels = tifffile.imread(str(editor_run["headless_out"] / ("%s_nuclei_impartial.tiff" % stem)))
         truth = tifffile.imread(str(editor_run["inputs"] / ("%s_nuclei_labels.tif" % stem)))
         scores = evaluate_image((labels > 0).astype(float), labels, truth)
         print(stem, {k: round(v, 3) for k, v in scores.items()})

@@ -26,7 +26,8 @@ pytest.importorskip("torch")
 
 from tests import helpers_cp as H  # noqa: E402
 
-SHIPPED = ["nuclei_mibi.cppipe", "cells_vectra.cppipe", "train_model.cppipe", "apply_model_batch.cppipe"]
+SHIPPED = ["nuclei_mibi.cppipe", "cells_vectra.cppipe", "train_model.cppipe", "apply_model_batch.cppipe",
+           "draw_nuclei.cppipe"]
 TRAINING = dict(H.FAST_TRAINING, max_iterations=300, time_budget=40.0)
 
 pytestmark = pytest.mark.skipif(not H.cellprofiler_executable().exists(),
@@ -52,6 +53,8 @@ def test_shipped_pipeline_loads_without_warnings(name, caplog):
     assert impartial.model_mode.value == expected_mode
     if name == "apply_model_batch.cppipe":
         assert names[-1] == "CreateBatchFiles"
+    if name == "draw_nuclei.cppipe":
+        assert impartial.scribble_source.value == "Drawn in CellProfiler (scribble folder)"
     if name == "cells_vectra.cppipe":
         assert impartial.channel_names() == ["PanCK", "DAPI"] and impartial.nuclear_channel.value == 2
         assert impartial.segment_choice.value == "Nuclei, cells and cytoplasm"
@@ -251,3 +254,37 @@ def test_vectra_images_and_database(vectra_run):
         n_cells = sum(int(float(r["Count_Cells"])) for r in images.values())
         assert pairs.get(("Nuclei", "Cells")) == n_cells, pairs
         assert ("Cells", "Cytoplasm") in pairs and ("Cells", "Nuclei") in pairs, pairs
+
+
+# ------------------------------------------------------------------------------ scribbles drawn in CellProfiler
+def test_draw_pipeline_headless_reads_the_scribble_folder(tmp_path):
+    """draw_nuclei.cppipe headless: with no scribble file it stops naming the folder setting; with
+    files dropped in the folder (the paper's n100 scribbles, as another program would save them:
+    ``<image>_scribbles.tif``) it trains on them, in both CellProfiler lines."""
+    import shutil
+
+    import tifffile
+
+    from impartial_core.metrics import match_at_iou
+
+    inputs = H.write_mibi_crops(tmp_path / "in")
+    drawn = {}
+    for path in sorted(inputs.glob("*_scribbles_n100.tif")):
+        drawn[path.name.replace("_scribbles_n100", "")] = path
+        shutil.move(str(path), str(tmp_path / path.name))  # out of the input folder: nothing but images there
+    (tmp_path / "empty").mkdir()
+    first = run_shipped(tmp_path / "empty", "draw_nuclei.cppipe", inputs)
+    assert "none of the 2 image set(s) has a scribble file in %s" % (tmp_path / "empty" / "out" / "scribbles") \
+        in first["log"], H.tail(first["log"])
+    assert 'setting "Scribble folder"' in first["log"] and not (first["out"] / "Image.csv").exists()
+    scribbles = tmp_path / "full" / "out" / "scribbles"  # the pipeline's default: scribbles/ in the output folder
+    scribbles.mkdir(parents=True)
+    for image, path in drawn.items():
+        shutil.copy(str(tmp_path / path.name), str(scribbles / image.replace(".tif", "_scribbles.tif")))
+    run = run_shipped(tmp_path / "full", "draw_nuclei.cppipe", inputs)
+    assert "ImPartial: training on 2 image set(s)" in run["log"], H.tail(run["log"])
+    for row in H.read_csv(run["out"] / "Image.csv"):
+        stem = "image%s" % row["Metadata_ImageID"]
+        truth = tifffile.imread(str(inputs / ("%s_nuclei_labels.tif" % stem))).astype(np.int64)
+        predicted = tifffile.imread(str(run["out"] / ("%s_nuclei_impartial.tiff" % stem))).astype(np.int64)
+        assert match_at_iou(predicted, truth, 0.5)["f1"] >= 0.3, stem
