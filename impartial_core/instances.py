@@ -332,6 +332,12 @@ class Objects:
     cytoplasm: Optional[np.ndarray] = None
 
 
+def task_threshold(task: str, thresholds: dict, config: InstanceConfig = InstanceConfig()) -> float:
+    """The probability threshold applied to a task's map: ``config.threshold`` when set, else the one
+    learnt at training (``thresholds``), else 0.5."""
+    return float(config.threshold) if config.threshold is not None else float(thresholds.get(task, 0.5))
+
+
 def segment(
     foreground_probability: dict, thresholds: dict, config: InstanceConfig = InstanceConfig(),
     image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None,
@@ -349,7 +355,7 @@ def segment(
       (:func:`cells_from_probability`).
     """
     def threshold(task: str) -> float:
-        return config.threshold if config.threshold is not None else thresholds.get(task, 0.5)
+        return task_threshold(task, thresholds, config)
 
     objects = Objects()
     if "nuclei" in foreground_probability:

@@ -233,7 +233,9 @@ class ImPartialModel:
     def threshold(self, task: str, config: InstanceConfig = InstanceConfig()) -> float:
         """The probability threshold ``segment`` applies to a task's map: the configured one, else the
         one learnt at training (0.5 for a model that learnt none)."""
-        return float(config.threshold) if config.threshold is not None else float(self.thresholds.get(task, 0.5))
+        from .instances import task_threshold
+
+        return task_threshold(task, self.thresholds, config)
 
     def segment(self, maps: Dict[str, TaskMaps], config: InstanceConfig = InstanceConfig(),
                 image: Optional[np.ndarray] = None, nuclear_channel: Optional[int] = None,
