@@ -131,6 +131,9 @@ def edit_and_refine(module, workspace, stack):
     after Save writes the image set's scribble file, then trains the group's first model (when
     there was none) or refines the current one with every stroke of the group. Cancelling that
     training keeps the model as it was (the scribbles stay saved).
+
+    Returns the (maps, objects) it showed when the scribbles and model stay as they were (so the
+    image set is not predicted twice), else None.
     """
     number, shape = workspace.measurements.image_set_number, stack.shape[1:]
     path = module.scribble_file(workspace.measurements)
@@ -140,7 +143,7 @@ def edit_and_refine(module, workspace, stack):
     uncertainty = next(iter(maps.values())).uncertainty if maps else None
     drawn = workspace.interaction_request(module, stack, current, shown, uncertainty, str(path))
     if drawn is None or numpy.array_equal(drawn, current):
-        return
+        return maps, objects
     backup = write_drawn(path, drawn)
     LOGGER.info("ImPartial: saved the scribbles of image set %d to %s%s", number, path,
                 " (the earlier file kept as %s)" % backup if backup else "")

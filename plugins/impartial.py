@@ -513,14 +513,13 @@ class ImPartial(Module):
     def run(self, workspace):
         _import_library()
         stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
-        if self.edits_in_gui(workspace):
-            drawn_scribbles.edit_and_refine(self, workspace, stack)
+        shown = drawn_scribbles.edit_and_refine(self, workspace, stack) if self.edits_in_gui(workspace) else None
         if self._model is None and not self.edits_in_gui(workspace):
             # prepare_group did not run in this process (or the module was re-created): load the file.
             self._model = self.load_applied_model(groups.grouping_of(workspace))
         model, scribbles = self._model, self.current_scribbles(workspace, stack.shape[1:])
         instance = self.get_configs(stack.shape[0])[2]
-        maps, objects = self.segment(model, stack, scribbles, instance)
+        maps, objects = shown or self.segment(model, stack, scribbles, instance)
         labels_of = {}
         for object_set, name in self.object_names():
             labels = getattr(objects, object_set.name)
