@@ -68,7 +68,7 @@ def read_drawn(path, shape):
     try:
         scribbles = read_scribble_file(path, shape)
     except ValueError as error:
-        raise ValueError("ImPartial, the scribble folder: %s" % error) from error
+        raise ValueError("ImPartial, the scribble folder: %s" % error) from None
     return numpy.zeros(shape, numpy.uint8) if scribbles is None else scribbles
 
 

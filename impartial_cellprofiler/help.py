@@ -53,6 +53,12 @@ Measurements made by this module
 -  *Count*: the number of objects of each object set.
 -  *ImPartial_Threshold_<objects>*: the probability threshold used for the nuclei (and cells).
 -  *ImPartial_ModelFingerprint*: the training-data fingerprint of the model applied.
+-  *ImPartial_UsableInput*: 1 when the image set was segmented; 0 when a channel had nothing to
+   segment (constant or nearly so, mostly at its maximum, mostly NaN, or an image under 16x16
+   pixels), in which case no objects are made, a warning is logged, and
+   *ImPartial_InputProblem* says why. Use it with **FlagImage** to set such image sets aside.
+   An image set like this that has scribbles stops training with an error naming its files; one
+   without scribbles is left out of training.
 
 **Object measurements** (for each object set):
 
@@ -225,6 +231,17 @@ SETTING_HELP = {
     "fine_tuned_file_name": (
         "Where the fine-tuned model is saved (in the model folder). Must differ from the model file."
     ),
+    "training_length": (
+        "*%s*: training stops after the seconds you give (or at the maximum number of iterations):"
+        " the best model the machine can train in that time, but a faster machine does more iterations,"
+        " so the model (and the objects) differ between machines.\n\n"
+        "*%s*: training runs the number of iterations you give, however long it takes (it may stop"
+        " sooner when the loss on held-out scribbles stops improving, at the same iteration everywhere)."
+        " With the same images, scribbles, settings and seed, every CPU gives the same model, in"
+        " CellProfiler 4.2 and 5 alike (up to rounding differences between PyTorch versions): use it"
+        " for a pipeline you share, or a screen whose model must be the same on every machine. The"
+        " default 3-minute budget runs 500-600 iterations of the default network on 2 CPU cores."
+    ) % ("A time budget", "A fixed number of iterations (the same model on any machine)"),
     "time_budget": (
         "Training stops after this many seconds (or at the maximum number of iterations). 180 s gives"
         " good nuclei on a laptop CPU; a GPU does far more iterations in the same time."
@@ -236,7 +253,8 @@ SETTING_HELP = {
         "Wider networks can learn more but train slower; 16 suits CPUs, 32 or 64 a GPU."
     ),
     "max_iterations": (
-        "Upper bound of training iterations (the time budget usually ends training first)."
+        "How many training iterations: with a time budget, the most that are run (the budget usually"
+        " ends training first); with a fixed number of iterations, how many are run."
     ),
     "patch_size": (
         "Side of the square training patches; a multiple of 4, at most the image size."
@@ -248,10 +266,9 @@ SETTING_HELP = {
         "Adam learning rate."
     ),
     "seed": (
-        "Seed of the training randomness. The same seed gives the same model on the CPU when the "
-        "iteration limit ends training; when the time budget ends it, the number of iterations (hence"
-        " the model) depends on the machine's speed. For a reproducible model, set the maximum "
-        "iterations below what the budget allows (the log says how many were done)."
+        "Seed of the training randomness. The same seed gives the same model on the CPU when training"
+        " runs a fixed number of iterations (setting *Train for*); when a time budget ends it, the"
+        " number of iterations (hence the model) depends on the machine's speed."
     ),
     "use_gpu": (
         "Train and predict on a CUDA or Apple GPU when there is one; otherwise the CPU."

@@ -1,6 +1,8 @@
 """Reading the ImPartial module's inputs from CellProfiler's image sets.
 
-- :func:`read_channels`: the channel images of an image set as one (C, H, W) stack;
+- :func:`describe`: an image set as messages name it, by its files;
+- :func:`read_channels`: the channel images of an image set as one (C, H, W) stack, and
+  :func:`unusable`: what makes them unusable (constant, saturated, ...), if anything;
 - :func:`read_scribbles`: the whole-number labels of a scribble image as NamesAndTypes loaded it;
 - :func:`scribble_image_classes` and :func:`missing_classes_message`: the module's scribble image
   in the convention, and what its errors say (naming the module's settings);
@@ -10,6 +12,7 @@
 import logging
 
 import numpy
+from cellprofiler_core.constants.measurement import IMAGE
 
 from impartial_cellprofiler.groups import forget_images
 
@@ -20,25 +23,56 @@ LOGGER = logging.getLogger("impartial")
 MAX_UNSCRIBBLED_IMAGE_SETS = 8
 
 
-def read_channels(image_set, names, number, setting_text, cache=True):
-    """The channels ``names`` of image set ``number`` as one (C, H, W) float32 array, and the first
-    channel's image (the parent of the objects). ``setting_text`` names the channel setting in errors."""
+def describe(measurements, names, number):
+    """The image set ``number`` as errors and warnings name it: ``image set 2 (image3.tif)``, with the
+    files NamesAndTypes loaded for its images ``names`` (just the number for images made otherwise)."""
+    files = []
+    for name in names:
+        feature = "FileName_%s" % name
+        if measurements is not None and measurements.has_feature(IMAGE, feature):
+            value = measurements.get_measurement(IMAGE, feature, number)
+            if value and value not in files:
+                files.append(str(value))
+    return "image set %d (%s)" % (number, ", ".join(files)) if files else "image set %d" % number
+
+
+def read_channels(image_set, names, where, setting_text, cache=True):
+    """The channels ``names`` of an image set as one (C, H, W) float32 array, and the first channel's
+    image (the parent of the objects). ``where`` names the image set (:func:`describe`) and
+    ``setting_text`` the channel setting in errors."""
     arrays, first = [], None
     for name in names:
-        image = image_set.get_image(name, must_be_grayscale=True, cache=cache)
+        try:
+            image = image_set.get_image(name, must_be_grayscale=True, cache=cache)
+        except ValueError as error:  # CellProfiler's "Image must be grayscale", naming neither image nor setting
+            raise ValueError(
+                "ImPartial, %s: the channel image %s (setting \"%s\") is not a grayscale image (%s). ImPartial takes "
+                "one grayscale image per channel: in NamesAndTypes load it as \"Grayscale image\", or split a colour "
+                "image with ColorToGray and select each of its channels." % (where, name, setting_text, error)) from None
         data = numpy.asarray(image.pixel_data, dtype=numpy.float32)
         if data.ndim != 2:
-            raise ValueError("ImPartial: the channel %s is not a 2-D image (shape %s); 3-D is not supported" % (
-                name, data.shape))
+            raise ValueError("ImPartial, %s: the channel %s (setting \"%s\") is not a 2-D image (shape %s); 3-D is "
+                             "not supported" % (where, name, setting_text, data.shape))
         if first is None:
             first = image
         elif data.shape != arrays[0].shape:
             raise ValueError(
-                "ImPartial, image set %d: the channel %s is %dx%d pixels but %s is %dx%d; all channels (\"%s\") "
-                "must have the same size" % (number, name, data.shape[1], data.shape[0], names[0], arrays[0].shape[1],
+                "ImPartial, %s: the channel %s is %dx%d pixels but %s is %dx%d; all channels (\"%s\") "
+                "must have the same size" % (where, name, data.shape[1], data.shape[0], names[0], arrays[0].shape[1],
                                              arrays[0].shape[0], setting_text))
         arrays.append(data)
     return numpy.stack(arrays), first
+
+
+def unusable(stack, names, where, setting_text):
+    """What makes the channels of an image set unusable (``input_checks.unusable_channels``), as one
+    message naming the image set, its files and the channel setting; None if the image set is usable."""
+    from impartial_core.input_checks import unusable_channels
+
+    problems = unusable_channels(stack, names)
+    if not problems:
+        return None
+    return "ImPartial, %s: %s (setting \"%s\")" % (where, "; ".join(p.message for p in problems), setting_text)
 
 
 def read_scribbles(image_set, name, cache=True):
@@ -50,13 +84,13 @@ def read_scribbles(image_set, name, cache=True):
     return decode_scribbles(image.pixel_data, getattr(image, "scale", None))
 
 
-def scribble_image_classes(module, image_set, number, shape):
-    """The scribble image of image set ``number`` in the convention, read with the ``module``'s values;
-    errors name the image set, the image and the settings."""
+def scribble_image_classes(module, image_set, where, shape):
+    """The scribble image of an image set in the convention, read with the ``module``'s values; errors
+    name the image set (``where``, see :func:`describe`), the image and the settings."""
     from impartial_core.problems import InputError
 
     values, name = module.scribble_values(), module.scribble_image.value
-    where = "ImPartial, image set %d, the scribble image %s (setting \"%s\")" % (number, name, module.scribble_image.text)
+    where = "ImPartial, %s, the scribble image %s (setting \"%s\")" % (where, name, module.scribble_image.text)
     try:
         raw = read_scribbles(image_set, name, cache=False)
         if raw.shape != tuple(shape):
@@ -66,7 +100,7 @@ def scribble_image_classes(module, image_set, number, shape):
     except InputError as error:
         named = ", ".join("\"%s\" (%d)" % (module.value_setting(field).text, value) for field, value in values.classes())
         raise ValueError("%s: %s. The settings %s name the values of the classes; 0 means no scribble." % (
-            where, error, named)) from error
+            where, error, named)) from None
 
 
 def missing_classes_message(module, problem, n_image_sets, grouping=None):
@@ -117,9 +151,16 @@ class TrainingSets:
         self.images, self.scribbles, self.numbers = [], [], []
         self.seen = self.unscribbled = 0
 
-    def add(self, stack, scribbles, number=None):
+    def add(self, stack, scribbles, number=None, unusable=None):
+        """Keep an image set, unless ``unusable`` (a message: :func:`unusable`) says its channels are:
+        then refuse it if it has scribbles, else leave it out."""
         self.seen += 1
-        if scribbles.any() or self.unscribbled < self.max_unscribbled:
+        if unusable and scribbles.any():
+            raise ValueError("%s. Its scribbles cannot be learnt from: nothing was trained and no model file was "
+                             "changed. Fix or remove the image, or its scribbles." % unusable)
+        if unusable:
+            LOGGER.warning("%s. It has no scribbles and is left out of training.", unusable)
+        elif scribbles.any() or self.unscribbled < self.max_unscribbled:
             self.unscribbled += not scribbles.any()
             self.images.append(stack)
             self.scribbles.append(scribbles)

@@ -3,7 +3,7 @@
 What the module declares (columns, categories, relationships) and what it writes for each image
 set come from here, so that the two cannot drift apart: per object set the location, count,
 ``ImPartial_MeanForegroundProbability`` and ``ImPartial_MeanUncertainty``; per image the
-threshold of each task's objects and the model's fingerprint; and, with cytoplasm, the parent/child
+threshold of each task's objects, the model's fingerprint and whether the input was usable; and, with cytoplasm, the parent/child
 relationships of nuclei, cells and cytoplasm, as IdentifySecondaryObjects and
 IdentifyTertiaryObjects record them.
 """
@@ -34,6 +34,12 @@ FTR_FINGERPRINT = "ModelFingerprint"
 M_MEAN_PROBABILITY = "%s_%s" % (C_IMPARTIAL, FTR_MEAN_PROBABILITY)
 M_MEAN_UNCERTAINTY = "%s_%s" % (C_IMPARTIAL, FTR_MEAN_UNCERTAINTY)
 M_FINGERPRINT = "%s_%s" % (C_IMPARTIAL, FTR_FINGERPRINT)
+#: 1 when the image set's channels could be segmented, 0 when one was unusable (constant, mostly
+#: saturated, mostly NaN, too small: ``impartial_core.input_checks``) and no objects were made
+M_USABLE = "%s_UsableInput" % C_IMPARTIAL
+#: why the image set was unusable (empty when it was usable)
+M_INPUT_PROBLEM = "%s_InputProblem" % C_IMPARTIAL
+INPUT_PROBLEM_WIDTH = 255
 #: the fingerprint column's width (of the 64 hexadecimal digits of a SHA-256)
 FINGERPRINT_WIDTH = 64
 
@@ -53,6 +59,7 @@ def columns(object_names, relationships, threshold_objects):
         result += [(parent, FF_CHILDREN_COUNT % child, COLTYPE_INTEGER), (child, FF_PARENT % parent, COLTYPE_INTEGER)]
     result += [(IMAGE, threshold_feature(name), COLTYPE_FLOAT) for name in threshold_objects]
     result.append((IMAGE, M_FINGERPRINT, COLTYPE_VARCHAR_FORMAT % FINGERPRINT_WIDTH))
+    result += [(IMAGE, M_USABLE, COLTYPE_INTEGER), (IMAGE, M_INPUT_PROBLEM, COLTYPE_VARCHAR_FORMAT % INPUT_PROBLEM_WIDTH)]
     return result
 
 
@@ -109,6 +116,12 @@ def add_objects(workspace, name, labels, parent_image, task_maps, threshold=None
     m.add_measurement(name, M_MEAN_UNCERTAINTY, mean_u)
     if threshold is not None:
         m.add_image_measurement(threshold_feature(name), float(threshold))
+
+
+def add_input_check(workspace, problem):
+    """Record whether the image set was usable, and why not (``problem``: a message, or None)."""
+    workspace.measurements.add_image_measurement(M_USABLE, 0 if problem else 1)
+    workspace.measurements.add_image_measurement(M_INPUT_PROBLEM, (problem or "")[:INPUT_PROBLEM_WIDTH])
 
 
 def add_relationships(workspace, module_num, nuclei_name, cells_name, cytoplasm_name):

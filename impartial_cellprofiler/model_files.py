@@ -49,7 +49,7 @@ def check_saved_model(module, path, train_mode):
     try:
         info = module.model_store().info(path)
     except ModelFileError as error:
-        raise ValidationError("The model file setting: %s" % error, module.model_file_name)
+        raise ValidationError("The model file setting: %s" % error, module.model_file_name) from None
     channels = module.channels[0].image_name
     for problem in info.problems_with(module.channel_names(), module.task_names(), module.nuclear_channel.value - 1):
         if problem.kind == "count":

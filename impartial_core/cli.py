@@ -35,6 +35,10 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+#: exit status of ``impartial predict`` when some images were unusable (flagged, no objects)
+UNUSABLE_INPUT_STATUS = 3
+
+
 def _checked(kind: Callable[[str], Union[int, float]], accept: Callable[[float], bool], expected: str
              ) -> Callable[[str], Union[int, float]]:
     """An argparse ``type``: ``kind(text)`` if ``accept`` takes it. A refusal is an argparse error,
@@ -161,6 +165,7 @@ def _progress(stream=None, every_s: float = LOG_EVERY_S):
 def cmd_train(args: argparse.Namespace) -> int:
     from .model import ImPartialModel
     from .model_store import ModelStore, TrainingRequest
+    from .input_checks import check_usable
     from .problems import InputError
     from .scribbles import remap_scribbles, validate_scribbles
     from .scribbles.values import missing_classes
@@ -170,12 +175,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     if model_path.resolve() in {Path(p).resolve() for p in args.image + args.scribbles}:
         raise CliError(f"--model {model_path} is one of the training images or scribbles; give a new file name")
-    _check_model_destination(model_path)
+    # All inputs are read and checked before the model's destination is: one run names every fault
+    # of the inputs in turn, and a refused input never touches a model file.
     images = [as_channels_first(read_image(p), source=str(p)) for p in args.image]
     for path, image in zip(args.image, images):
         if image.shape[0] != images[0].shape[0]:
             raise CliError(f"{path} has {image.shape[0]} channel(s) but {args.image[0]} has {images[0].shape[0]}; "
                            f"all training images need the same channels")
+    if args.channel_names and len(args.channel_names) != images[0].shape[0]:
+        raise CliError(f"--channel-names: {len(args.channel_names)} name(s) for images of {images[0].shape[0]} "
+                       f"channel(s)")
+    try:
+        check_usable(images, sources=[f"--image {path}" for path in args.image], channel_names=args.channel_names)
+    except InputError as error:
+        raise CliError(f"{error}; nothing was trained") from None
     mapping = _parse_mapping(args.remap)
     scribbles = []
     for path, image in zip(args.scribbles, images):
@@ -197,8 +210,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if problems:
         option = "--scribbles" + (" and --remap" if mapping else "")
         raise CliError(f"{option}: {InputError(problems)}")
+    _check_model_destination(model_path)
     network = start_from.net.network if start_from else NetworkConfig(n_channels, args.width)
-    config = TrainingConfig(time_budget_s=args.time_budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
+    budget = math.inf if args.no_time_limit else args.time_budget
+    config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
     request = TrainingRequest(images, scribbles, tasks, network, config, start_from, tuple(args.channel_names or ()))
     if model_path.exists() and store.holds(model_path, request):
         print(f"{model_path} already holds a model trained on these images, scribbles and settings: not training "
@@ -225,8 +240,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .input_checks import unusable_channels
     from .model import ImPartialModel
     from .object_sets import MAP_KINDS, instance_config, object_sets
+    from .problems import InputError
 
     model = ImPartialModel.load(args.model)
     out_dir = Path(args.out_dir)
@@ -237,11 +254,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if stain is not None and not stain < model.n_channels:
         raise CliError(f"--nuclear-channel {stain}: the model {args.model} has {model.n_channels} channel(s), "
                        f"numbered from 0")
-    object_names = [objects.name for objects in object_sets(model.task_names, nuclear_stain=stain is not None)]
-    map_names = [f"{task}_{kind}" for task in model.task_names for kind in MAP_KINDS]
-    stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
-    # Every image is checked (from its header) before any output is written: a wrong image late
-    # in a list must not leave a half-written output folder behind.
+    # Every image is checked (from its header) before any output is checked or written: a wrong image
+    # late in a list must not leave a half-written output folder behind.
     for path in args.image:
         # a zero-strided view of the header's shape: as_channels_first's checks without the pixels
         shape_only = np.broadcast_to(np.zeros((), np.uint8), read_image_shape(path))
@@ -249,12 +263,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             model.check_compatible(channels, source=f"the model {args.model}")
         except ValueError as error:
-            raise CliError(f"{path}: {error}") from error
+            raise CliError(f"{path}: {error}") from None
+    object_names = [objects.name for objects in object_sets(model.task_names, nuclear_stain=stain is not None)]
+    map_names = [f"{task}_{kind}" for task in model.task_names for kind in MAP_KINDS]
+    stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = instance_config(args.threshold, args.min_size, split_touching=not args.no_split,
                              exclude_border=args.exclude_border)
+    unusable = 0
     for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
+        problems = unusable_channels(image, model.channel_names or None)
+        if problems:
+            # flagged, not segmented: empty label images (so every input has its outputs) and no maps
+            unusable += 1
+            for name in object_names:
+                write_tiff(_output_path(out_dir, stem, name), np.zeros(image.shape[1:], np.uint16))
+            print(f"warning: {path}: unusable, no objects: {InputError(problems)}", file=sys.stderr)
+            continue
         maps = model.predict(image, flips=args.flips, device=args.device)
         objects = model.segment(maps, config, image=image, nuclear_channel=stain)
         counts = []
@@ -266,6 +292,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             write_tiff(_output_path(out_dir, stem, f"{task}_probability"), m.foreground_probability.astype(np.float32))
             write_tiff(_output_path(out_dir, stem, f"{task}_uncertainty"), m.uncertainty.astype(np.float32))
         print(f"{path}: {', '.join(counts)} -> {out_dir}")
+    if unusable:
+        print(f"impartial predict: {unusable} of {len(args.image)} image(s) were unusable (see the warnings): their "
+              f"label images are empty and they have no probability maps", file=sys.stderr)
+        return UNUSABLE_INPUT_STATUS
     return 0
 
 
@@ -449,6 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-names", nargs="*", help="names of the channels, stored in the model")
     p.add_argument("--time-budget", type=POSITIVE_FLOAT, default=TrainingConfig.time_budget_s, help="seconds of training at most")
     p.add_argument("--iterations", type=POSITIVE_INT, default=TrainingConfig.max_iterations, help="iterations at most")
+    p.add_argument("--no-time-limit", action="store_true",
+                   help="ignore --time-budget and run --iterations iterations (fewer only if the validation loss "
+                        "stops improving, at the same iteration everywhere): the same model from the same inputs, "
+                        "seed and options on any CPU, whatever its speed")
     p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--fine-tune", metavar="MODEL", help="start from this model and continue with the given scribbles")

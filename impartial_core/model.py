@@ -18,6 +18,7 @@ import torch
 from . import __version__
 from .config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, to_dict
 from .devices import resolve_device
+from .input_checks import check_usable
 from .instances import Objects, segment
 from .model_io import ModelFileError, ModelInfo, read_model_file, read_model_metadata, write_model_file
 from .network import ImPartialNet
@@ -124,6 +125,8 @@ class ImPartialModel:
         for i, im in enumerate(channels_first):
             if im.shape[0] != n_channels:
                 raise ValueError(f"training image {i + 1} has {im.shape[0]} channel(s), the first one has {n_channels}")
+        names = list(channel_names) if len(channel_names) == n_channels else None
+        check_usable(channels_first, channel_names=names)  # before any work, and before a model file is touched
         initial_state = None
         if start_from is not None:
             start_from.check_compatible(n_channels, [t.name for t in tasks])

@@ -6,6 +6,7 @@ imported only when a model is trained or applied, so the plugin loads fast and w
 """
 
 import logging
+import math
 import os
 import sys
 
@@ -29,7 +30,7 @@ if os.path.isdir(os.path.join(_REPO, "impartial_cellprofiler")) and _REPO not in
     sys.path.append(_REPO)
 try:  # CellProfiler-side code; none of it imports torch
     from impartial_cellprofiler import (display, drawn_scribbles, groups, image_sets, measurements, model_files,
-                                        progress, revisions)
+                                        progress, revisions, validation)
     from impartial_cellprofiler.help import MODULE_HELP, SETTING_HELP
 except ImportError:  # the module stays in the menu, and its validation says what to install
     MODULE_HELP, SETTING_HELP = "ImPartial: see its settings' message for what to install.", {}
@@ -66,6 +67,9 @@ MODE_SAVED = "Use a saved model"
 MODE_FINE_TUNE = "Fine-tune a saved model with these scribbles"
 MODE_CHOICES = [MODE_TRAIN, MODE_SAVED, MODE_FINE_TUNE]
 
+LENGTH_BUDGET = "A time budget"
+LENGTH_ITERATIONS = "A fixed number of iterations (the same model on any machine)"
+
 # Models kept in memory by the module (GUI test mode and repeated runs never train or read twice).
 MAX_MODELS_IN_MEMORY = 4
 
@@ -75,7 +79,7 @@ class ImPartial(Module):
 
     module_name = "ImPartial"
     category = "Object Processing"
-    variable_revision_number = 2
+    variable_revision_number = 3
 
     _store = None  # the model store of the module's instances, made when first used (it imports torch)
 
@@ -123,6 +127,7 @@ class ImPartial(Module):
         self.fine_tuned_file_name = model_files.model_file_setting(
             "Fine-tuned model file name", "impartial_model_finetuned.safetensors", self.model_directory,
             _doc("fine_tuned_file_name"))
+        self.training_length = Choice("Train for", [LENGTH_BUDGET, LENGTH_ITERATIONS], doc=_doc("training_length"))
         self.time_budget = Float("Training time budget (seconds)", 180.0, minval=1.0, doc=_doc("time_budget"))
 
         self.show_advanced = Binary("Show advanced settings?", False, doc=_doc("show_advanced"))
@@ -177,7 +182,7 @@ class ImPartial(Module):
             self.manual_threshold, self.min_size, self.split_touching, self.fill_holes, self.exclude_border,
             self.save_probability, self.nuclei_probability_name, self.cells_probability_name,
             self.save_uncertainty, self.nuclei_uncertainty_name, self.cells_uncertainty_name,
-            self.scribble_source, self.scribble_folder, self.open_editor, self.split_value,
+            self.scribble_source, self.scribble_folder, self.open_editor, self.split_value, self.training_length,
         ]
 
     def prepare_settings(self, setting_values):
@@ -204,13 +209,15 @@ class ImPartial(Module):
                 result += ([self.cytoplasm_value] if self.wants_cells() else []) + [self.split_value]
         result += [self.model_directory, self.model_file_name]
         result += [self.fine_tuned_file_name] if self.model_mode == MODE_FINE_TUNE else []
-        result += [self.time_budget] if self.model_mode != MODE_SAVED else []
+        if self.model_mode != MODE_SAVED:
+            result += [self.training_length, self.max_iterations if self.fixed_iterations() else self.time_budget]
         result += [self.threshold_automatic] + ([] if self.threshold_automatic.value else [self.manual_threshold])
         result += [self.min_size, self.show_advanced]
         if self.show_advanced.value:
             result += [self.network_width] if self.model_mode == MODE_TRAIN else []
             if self.model_mode != MODE_SAVED:
-                result += [self.max_iterations, self.patch_size, self.batch_size, self.learning_rate, self.seed]
+                result += [] if self.fixed_iterations() else [self.max_iterations]
+                result += [self.patch_size, self.batch_size, self.learning_rate, self.seed]
             result += [self.use_gpu, self.split_touching, self.fill_holes, self.exclude_border]
         result += [self.save_probability]
         result += self.per_task(self.nuclei_probability_name, self.cells_probability_name) if self.save_probability.value else []
@@ -224,8 +231,10 @@ class ImPartial(Module):
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         revisions.refuse_newer(variable_revision_number, self.variable_revision_number)
         if variable_revision_number == 1:
-            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 4)
+            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 5)
             setting_values, variable_revision_number = revisions.add_scribble_source(setting_values), 2
+        if variable_revision_number == 2:
+            setting_values, variable_revision_number = list(setting_values) + [LENGTH_BUDGET], 3
         revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
@@ -237,6 +246,10 @@ class ImPartial(Module):
     def draws_scribbles(self):
         """Whether the scribbles are drawn in CellProfiler (files in the scribble folder)."""
         return self.scribble_source == drawn_scribbles.SOURCE_FOLDER
+
+    def fixed_iterations(self):
+        """Whether training runs a fixed number of iterations (no time limit): the same model anywhere."""
+        return self.training_length == LENGTH_ITERATIONS
 
     def wants_cells(self):
         return self.segment_choice != SEG_NUCLEI
@@ -336,39 +349,7 @@ class ImPartial(Module):
             _import_library()
         except ImportError as error:
             raise ValidationError(str(error), self.model_mode)
-        if len(set(self.channel_names())) != len(self.channels):
-            raise ValidationError("The same image is selected twice as a channel: %s" % ", ".join(self.channel_names()),
-                                  self.channels[-1].image_name)
-        if len(self.channels) > 1 and self.nuclear_channel.value > len(self.channels):
-            raise ValidationError(
-                "The nuclear stain channel is %d but only %d channel image(s) are selected" % (
-                    self.nuclear_channel.value, len(self.channels)), self.nuclear_channel)
-        if self.model_mode != MODE_SAVED and not self.draws_scribbles():
-            if self.scribble_image.value in self.channel_names():
-                raise ValidationError("The scribble image is also selected as a channel", self.scribble_image)
-            for problem in self.scribble_values().problems():
-                raise ValidationError("Scribble values: %s" % problem.message, self.value_setting(problem.field))
-        if self.model_mode != MODE_SAVED:
-            if self.patch_size.value % 4:
-                raise ValidationError("The patch size must be a multiple of 4, got %d" % self.patch_size.value,
-                                      self.patch_size)
-        names = [name for _, name in self.object_names()]
-        if len(set(names)) != len(names):
-            raise ValidationError("The object sets need different names, got %s" % ", ".join(names),
-                                  self.cells_name if self.wants_cells() else self.nuclei_name)
-        images = [name for _, _, name in self.output_images()]
-        if len(set(images)) != len(images):
-            raise ValidationError("The output images need different names, got %s" % ", ".join(images),
-                                  self.save_uncertainty)
-        self.validate_model_file(pipeline)
-
-    def validate_model_file(self, pipeline):
-        model_files.check_folder(self.model_directory)
-        if self.model_mode == MODE_FINE_TUNE and self.fine_tuned_file_name.value == self.model_file_name.value:
-            raise ValidationError("The fine-tuned model needs another file name than the model it starts from",
-                                  self.fine_tuned_file_name)
-        if self.model_mode != MODE_TRAIN:
-            model_files.check_saved_model(self, self.model_path(), MODE_TRAIN)
+        validation.validate(self, MODE_SAVED, MODE_FINE_TUNE, MODE_TRAIN)
 
     def validate_module_for_run(self, pipeline):
         self.validate_module(pipeline)
@@ -385,7 +366,8 @@ class ImPartial(Module):
         training = TrainingConfig(
             patch_size=self.patch_size.value, batch_size=self.batch_size.value,
             learning_rate=float(self.learning_rate.value), max_iterations=self.max_iterations.value,
-            time_budget_s=float(self.time_budget.value), seed=self.seed.value, device=self.device())
+            time_budget_s=math.inf if self.fixed_iterations() else float(self.time_budget.value), seed=self.seed.value,
+            device=self.device())
         instance = instance_config(None if self.threshold_automatic.value else float(self.manual_threshold.value),
                                    self.min_size.value, split_touching=self.split_touching.value,
                                    fill_holes=self.fill_holes.value, exclude_border=self.exclude_border.value)
@@ -410,7 +392,7 @@ class ImPartial(Module):
         try:
             model_files.check_saved_model(self, path, MODE_TRAIN) if path else self.test_valid(pipeline)
         except ValidationError as error:
-            raise ValueError("ImPartial, setting \"%s\": %s" % (error.get_setting().text, error.message)) from error
+            raise ValueError("ImPartial, setting \"%s\": %s" % (error.get_setting().text, error.message)) from None
 
     def prepare_group(self, workspace, grouping, image_numbers):
         _import_library()
@@ -447,13 +429,15 @@ class ImPartial(Module):
         """Run the upstream modules over the group; return its ``image_sets.TrainingSets``."""
         kept = image_sets.TrainingSets()
         for number, image_set in image_sets.group_image_sets(workspace, self, grouping, image_numbers):
-            stack, _ = self.get_channels(image_set, number, cache=False)
+            where = image_sets.describe(workspace.measurements, self.channel_names(), number)
+            stack, _ = self.get_channels(image_set, where, cache=False)
             if self.draws_scribbles():
-                kept.add(stack, drawn_scribbles.read_drawn(self.scribble_file(workspace.measurements, number), stack.shape[1:]), number)
-                continue
-            kept.add(stack, image_sets.scribble_image_classes(self, image_set, number, stack.shape[1:]), number)
+                scribbles = drawn_scribbles.read_drawn(self.scribble_file(workspace.measurements, number), stack.shape[1:])
+            else:
+                scribbles = image_sets.scribble_image_classes(self, image_set, where, stack.shape[1:])
+            kept.add(stack, scribbles, number, self.unusable(stack, where))
         if not kept.images:
-            raise ValueError("ImPartial: no image set reached the module to train on")
+            raise ValueError("ImPartial: no usable image set reached the module to train on")
         kept.log_left_out()
         return kept
 
@@ -470,9 +454,14 @@ class ImPartial(Module):
         if problems:
             raise ValueError(image_sets.missing_classes_message(self, problems[0], n_image_sets, grouping))
 
-    def get_channels(self, image_set, number, cache=True):
-        """The channels of image set ``number`` as one (C, H, W) float32 array, and the first channel's image."""
-        return image_sets.read_channels(image_set, self.channel_names(), number, self.channels[0].image_name.text, cache)
+    def get_channels(self, image_set, where, cache=True):
+        """The channels of an image set (``where`` names it) as one (C, H, W) float32 array, and the first
+        channel's image."""
+        return image_sets.read_channels(image_set, self.channel_names(), where, self.channels[0].image_name.text, cache)
+
+    def unusable(self, stack, where):
+        """What makes an image set's channels unusable (constant, saturated, ...), or None."""
+        return image_sets.unusable(stack, self.channel_names(), where, self.channels[0].image_name.text)
 
     def train_or_load(self, images, scribbles, path):
         """The group's model: kept in memory, read from ``path`` when it holds a model of these images,
@@ -512,14 +501,19 @@ class ImPartial(Module):
     # ------------------------------------------------------------------ run
     def run(self, workspace):
         _import_library()
-        stack, first = self.get_channels(workspace.image_set, workspace.measurements.image_set_number)
+        where = image_sets.describe(workspace.measurements, self.channel_names(), workspace.measurements.image_set_number)
+        stack, first = self.get_channels(workspace.image_set, where)
+        unusable = self.unusable(stack, where)
+        if unusable:
+            LOGGER.warning("%s. No objects were made for it (measurement %s).", unusable, measurements.M_USABLE)
         shown = drawn_scribbles.edit_and_refine(self, workspace, stack) if self.edits_in_gui(workspace) else None
         if self._model is None and not self.edits_in_gui(workspace):
             # prepare_group did not run in this process (or the module was re-created): load the file.
             self._model = self.load_applied_model(groups.grouping_of(workspace))
         model, scribbles = self._model, self.current_scribbles(workspace, stack.shape[1:])
         instance = self.get_configs(stack.shape[0])[2]
-        maps, objects = shown or self.segment(model, stack, scribbles, instance)
+        maps, objects = shown or self.segment(None if unusable else model, stack, scribbles, instance)
+        measurements.add_input_check(workspace, unusable)
         labels_of = {}
         for object_set, name in self.object_names():
             labels = getattr(objects, object_set.name)

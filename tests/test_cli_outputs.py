@@ -249,7 +249,7 @@ def test_fine_tuning_keeps_the_models_nuclear_channel(tmp_path, capsys):
     base = tmp_path / "base.safetensors"
     ImPartialModel(ImPartialNet(NetworkConfig(2, 4), tasks_for("nuclei", 2, 1)).eval(), {"nuclei": 0.5}).save(base)
     image, _, scribbles = blobs(seed=1, size=64, n=4)
-    tifffile.imwrite(tmp_path / "a.tif", np.stack([np.zeros_like(image), image]))
+    tifffile.imwrite(tmp_path / "a.tif", np.stack([image[::-1], image]))
     tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
     command = ["train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif", "--fine-tune", base,
                "--iterations", "2", "--quiet"]

@@ -423,3 +423,33 @@ def test_no_scribbles_and_wrong_size_name_the_setting(tmp_path, data):
     module = make_module(tmp_path, nucleus_value=5)
     with pytest.raises(ValueError, match="Scribble value for nuclei"):
         run_pipeline(make_pipeline(module, {"DNA": images}, scribbles), 2)
+
+
+def test_colour_and_tiny_images_name_the_setting(tmp_path, data):
+    """A colour image selected as a channel, and an image too small to learn from (1x2 pixels with
+    a background and a nucleus scribble): errors naming the image set and the channel setting, said
+    once (no chained exception), and nothing is trained or written."""
+    images, scribbles, _ = data
+    colour = [np.dstack([image, image / 2, image / 4]) for image in images]  # (equal planes would pass as grey)
+    with pytest.raises(ValueError, match=r"image set 1: the channel image DNA \(setting \"Select a channel image\"\) "
+                                         r"is not a grayscale image") as info:
+        run_pipeline(make_pipeline(make_module(tmp_path), {"DNA": colour}, scribbles), 2)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    tiny = make_module(tmp_path)
+    with module_log() as lines, pytest.raises(ValueError, match=r"image set 1: the image is 2x1 pixels; ImPartial "
+                                                                r"needs at least 16x16 \(setting \"Select a channel"):
+        run_pipeline(make_pipeline(tiny, {"DNA": [np.array([[0.2, 0.8]], np.float32)]},
+                                   [np.array([[1, 2]], np.uint8)]), 1)
+    assert trainings(lines) == 0 and not list(tmp_path.iterdir())
+
+
+def test_damaged_model_file_is_named_once(tmp_path, blob_model_file):
+    """A damaged model file: one error naming the file and the setting, not a chain of exceptions."""
+    damaged = tmp_path / "impartial_model.safetensors"
+    damaged.write_bytes(b"\xff" * 64 + blob_model_file.read_bytes()[64:])
+    module = make_module(tmp_path, model_mode="Use a saved model")
+    with pytest.raises(ValueError) as info:
+        run_pipeline(make_pipeline(module, {"DNA": [np.zeros((64, 64), np.float32)]}), 1)
+    message = str(info.value)
+    assert message.startswith('ImPartial, setting "Model file name": The model file setting: ') and str(damaged) in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -36,10 +36,13 @@ def test_settings_round_trip(tmp_path):
     assert len(copy.channels) == 2
     assert [s.value_text for s in copy.settings()] == [s.value_text for s in module.settings()]
     values = [s.unicode_value for s in module.settings()]  # what Pipeline.dump writes
-    assert module.upgrade_settings(values, 2, "ImPartial") == (values, 2)
-    # revision 1 had no scribble source, folder, editor or split value: it reads scribble images as before
-    assert module.upgrade_settings(values[:-4], 1, "ImPartial") == (values, 2)
-    assert values[-4:] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
+    assert module.upgrade_settings(values, 3, "ImPartial") == (values, 3)
+    # revision 2 had no training length: it trained for a time budget, as revision 3 does by default
+    assert module.upgrade_settings(values[:-1], 2, "ImPartial") == (values, 3)
+    assert values[-1] == "A time budget"
+    # revision 1 had no scribble source, folder, editor or split value either: it reads scribble images as before
+    assert module.upgrade_settings(values[:-5], 1, "ImPartial") == (values, 3)
+    assert values[-5:-1] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
 
 
 def test_batch_path_remapped_and_aggregation(tmp_path):
@@ -55,7 +58,7 @@ def test_help_text():
     for heading in ("Supports 2D?", "What do I need as input?", "What do I get as output?",
                     "Measurements made by this module", "Technical notes", "References", "2021.01.20.427458"):
         assert heading in doc
-    assert module.category == "Object Processing" and module.variable_revision_number == 2
+    assert module.category == "Object Processing" and module.variable_revision_number == 3
 
 
 # ---------------------------------------------------------------------------- groups, cluster jobs, settings checks
@@ -102,6 +105,23 @@ def test_settings_apply_to_the_objects_made(tmp_path):
     assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 4: 4}
 
 
+def test_training_length_setting(tmp_path):
+    """A time budget by default (max iterations advanced); a fixed number of iterations shows the
+    iterations instead of the budget and trains without a time limit."""
+    module = make_module(tmp_path, show_advanced=False)
+    assert module.training_length.value == "A time budget"
+    assert module.time_budget in module.visible_settings() and module.max_iterations not in module.visible_settings()
+    assert module.get_configs(1)[1].time_budget_s == module.time_budget.value
+    module.training_length.value = "A fixed number of iterations (the same model on any machine)"
+    assert module.max_iterations in module.visible_settings() and module.time_budget not in module.visible_settings()
+    training = module.get_configs(1)[1]
+    assert training.time_budget_s == float("inf") and training.max_iterations == module.max_iterations.value
+    module.show_advanced.value = True
+    assert module.visible_settings().count(module.max_iterations) == 1
+    module.model_mode.value = "Use a saved model"
+    assert module.training_length not in module.visible_settings()
+
+
 def test_hidden_nuclear_channel_is_not_validated(tmp_path):
     module = make_module(tmp_path)
     module.add_channel()
@@ -115,9 +135,9 @@ def test_hidden_nuclear_channel_is_not_validated(tmp_path):
 def test_upgrade_refuses_newer_and_damaged_settings(tmp_path):
     module = make_module(tmp_path)
     values = [s.unicode_value for s in module.settings()]
-    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 3"):
-        module.upgrade_settings(values, 3, "ImPartial")
-    for damaged, revision in ((values[:10], 2), (values[:5] + ["extra"] + values[5:], 2), (values, 1)):
+    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 4"):
+        module.upgrade_settings(values, 4, "ImPartial")
+    for damaged, revision in ((values[:10], 3), (values[:5] + ["extra"] + values[5:], 3), (values, 2), (values, 1)):
         with pytest.raises(ValueError, match="setting values"):
             module.upgrade_settings(damaged, revision, "ImPartial")
 

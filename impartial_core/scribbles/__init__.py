@@ -16,6 +16,7 @@ other conventions; the submodules map them onto this one:
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
@@ -60,6 +61,27 @@ def foreground_value_for(task: str) -> int:
     return CYTOPLASM if task == "cells" else NUCLEUS
 
 
+def _converted_path(source: str) -> str:
+    """Where a hint writes the scribbles converted from the file ``source``: beside it."""
+    from ..imageio import image_stem
+
+    return os.path.join(os.path.dirname(source), f"{image_stem(source)}_converted_scribbles.tif")
+
+
+def conversion_hint(source: str, values: Sequence[int] = ()) -> str:
+    """A command converting the label image ``source`` to scribbles, when ``source`` is a file (else
+    ""): ``values`` present in it, the first mapped to background, the second to nucleus, the others
+    ignored, an example that runs as written and that the user adapts."""
+    if not os.path.isfile(source):
+        return ""
+    targets = [BACKGROUND, NUCLEUS] + [UNANNOTATED] * max(0, len(values) - 2)
+    mapping = ",".join(f"{int(v)}:{t}" for v, t in zip(values, targets)) or "1:2"
+    option = f"--remap={mapping}" if mapping.startswith("-") else f"--remap {mapping}"
+    return (f", e.g. `impartial scribbles --from-labels {source} {option} --out {_converted_path(source)}` "
+            f"(value:class pairs; 0 ignores "
+            f"a value; impartial train takes the same --remap)")
+
+
 def as_integer_labels(values: np.ndarray, source: str) -> np.ndarray:
     """Return ``values`` as an int64 array; floats are accepted only when they hold whole numbers.
 
@@ -71,8 +93,8 @@ def as_integer_labels(values: np.ndarray, source: str) -> np.ndarray:
         # a boolean mask has no class values: True would silently become "background"
         raise ValueError(
             f"{source}: got a boolean mask; scribbles need class values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values "
-            f"(impartial train --remap, or impartial scribbles --from-labels --remap)"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values"
+            f"{conversion_hint(source)}"
         )
     if np.issubdtype(values.dtype, np.integer):
         return values.astype(np.int64, copy=False)
@@ -116,7 +138,8 @@ def remap_scribbles(labels: np.ndarray, mapping: Dict[int, int], source: str = "
         raise ValueError(
             f"mapping: target values {bad_targets} are not scribble values {list(SCRIBBLE_VALUES)}"
         )
-    values = as_integer_labels(labels, source)
+    labels = np.asarray(labels)
+    values = as_integer_labels(labels.astype(np.uint8) if labels.dtype == bool else labels, source)
     table = {0: UNANNOTATED}
     table.update({int(k): int(v) for k, v in mapping.items()})
     present, inverse = np.unique(values, return_inverse=True)
@@ -160,8 +183,9 @@ def validate_scribbles(
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] != 1:
         raise ValueError(
             f"{source}: looks like an RGB(A) image {array.shape}; scribbles must be a 2-D label "
-            f"image. Convert a paint image with `impartial scribbles --from-rgb` "
-            f"(or scribbles_from_rgb)"
+            f"image. Convert a paint image (blue background, red nucleus, green cytoplasm) with "
+            + (f"`impartial scribbles --from-rgb {source} --out {_converted_path(source)}`" if os.path.isfile(source)
+               else "impartial scribbles --from-rgb")
         )
     if array.ndim > 2:
         # TIFF readers may return (1, H, W) or (H, W, 1)
@@ -182,9 +206,8 @@ def validate_scribbles(
         present = [int(v) for v in np.unique(values) if v > SPLIT]
         raise ValueError(
             f"{source}: values {present[:10]} are not scribble values "
-            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values "
-            f"(impartial train --remap, impartial scribbles --from-labels --remap, or the module's scribble "
-            f"value settings)"
+            f"(0 unannotated, 1 background, 2 nucleus, 3 cytoplasm, 4 split stroke); map them to these values"
+            f"{conversion_hint(source, [int(v) for v in np.unique(values) if v])}"
         )
     return values.astype(np.uint8)
 
