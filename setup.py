@@ -21,7 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     packages=find_packages(include=["impartial_core", "impartial_core.*", "impartial_cellprofiler", "impartial_cellprofiler.*"]),
-    python_requires=">=3.8",
+    # What the test suite covers (scripts/test.sh): Python 3.9 + torch 2.8.0 with CellProfiler
+    # 4.2.8.1, Python 3.11 + torch 2.13.0 with CellProfiler 5; the versions between are allowed.
+    python_requires=">=3.9,<3.12",
     install_requires=[
         "numpy>=1.20,<2.3",
         "scipy>=1.7",
@@ -29,7 +31,7 @@ setup(
         "tifffile>=2021.1",
         "imageio>=2.9",
         "safetensors>=0.4",
-        "torch>=2.0",
+        "torch>=2.8,<2.14",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout"],

@@ -4,7 +4,8 @@
   must load a model, never train one);
 - :func:`group_suffix` and :func:`grouping_of`: the group an image set belongs to, and the name
   part that gives each group its own model file;
-- :func:`forget_images`: what lets the module run the modules above it over a whole group.
+- :func:`forget_images`: what lets the module run the modules above it over a whole group;
+- :func:`analysis_workers`: how many Analysis workers share the machine with this one.
 """
 import os
 import re
@@ -30,6 +31,31 @@ def running_as_cluster_job(pipeline, argv=None):
     except Exception:  # a pipeline without the method (never in CP 4.2 / 5)
         pass
     return any(selects_image_sets(arg) for arg in (sys.argv if argv is None else argv)[1:])
+
+
+def analysis_workers(argv=None):
+    """How many processes of this analysis run at once: 1, or in an Analysis-mode worker (started by
+    the GUI with ``--analysis-id ID``) the workers of that analysis, its siblings included, as the
+    process table shows them (the GUI's worker count is a preference headless workers cannot read)."""
+    argv = sys.argv if argv is None else argv
+    if "--analysis-id" not in argv[:-1]:
+        return 1
+    analysis = argv[argv.index("--analysis-id") + 1]
+    import psutil  # a CellProfiler dependency
+
+    try:
+        siblings = psutil.Process().parent().children()
+    except (psutil.Error, AttributeError):  # the parent ended (parent() is None) or cannot be read
+        return 1
+    return max(1, sum(_runs_analysis(process, analysis, psutil.Error) for process in siblings))
+
+
+def _runs_analysis(process, analysis, error):
+    try:
+        command = process.cmdline()
+    except error:  # it ended, or is not ours to read
+        return False
+    return "--analysis-id" in command[:-1] and command[command.index("--analysis-id") + 1] == analysis
 
 
 def selects_image_sets(arg):

@@ -273,6 +273,13 @@ SETTING_HELP = {
     "use_gpu": (
         "Train and predict on a CUDA or Apple GPU when there is one; otherwise the CPU."
     ),
+    "cpu_threads": (
+        "How many CPU threads training and prediction use in this process. *0* (automatic): the"
+        " OMP_NUM_THREADS or SLURM_CPUS_PER_TASK environment variable when set; otherwise the CPUs this"
+        " process may use (its CPU affinity, capped by a container's or scheduler's CPU quota), shared"
+        " among the workers of an *Analyze Images* run, so that workers do not slow each other down by"
+        " each running a thread per core. Set a number to override it."
+    ),
     "threshold_automatic": (
         "*Yes*: use the threshold learnt at training (chosen on the scribbled pixels). *No*: enter "
         "one."

@@ -7,7 +7,8 @@ setting to change.
 """
 import os
 
-from cellprofiler_core.preferences import ABSOLUTE_FOLDER_NAME, DEFAULT_OUTPUT_FOLDER_NAME
+from cellprofiler_core.preferences import (ABSOLUTE_FOLDER_NAME, DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_FOLDER_NAME,
+                                          DEFAULT_OUTPUT_SUBFOLDER_NAME)
 from cellprofiler_core.setting import ValidationError
 from cellprofiler_core.setting.text import Directory, Filename
 
@@ -35,6 +36,18 @@ def check_folder(folder):
     path = folder.get_absolute_path()
     if folder.dir_choice == ABSOLUTE_FOLDER_NAME and not os.path.isdir(path):
         raise ValidationError("The model folder %s does not exist" % path, folder)
+
+
+def make_folder(setting, folder):
+    """Check, before any training, that a model can be saved in ``folder`` (of the folder ``setting``);
+    create a missing sub-folder of a default folder, as SaveImages does."""
+    if os.path.isdir(folder):
+        return
+    if setting.dir_choice in (DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_SUBFOLDER_NAME):
+        os.makedirs(folder, exist_ok=True)
+        return
+    raise ValueError("ImPartial: cannot save the model: the folder %s (setting \"%s\") does not exist" % (
+        folder, setting.text))
 
 
 def check_saved_model(module, path, train_mode):

@@ -16,23 +16,20 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import __version__
 from .config import MAX_WIDTH, TASK_CHOICES, InstanceConfig, NetworkConfig, TrainingConfig, tasks_for
-from .imageio import image_stem, read_image, read_image_shape, write_tiff, written_by_impartial
+from .cli_files import (CliError, check_model_destination, output_path, output_stems, parse_mapping,
+                        refuse_existing)
+from .imageio import read_image, read_image_shape, write_tiff
 from .normalization import as_channels_first
 
 log = logging.getLogger(__name__)
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 #: exit status of ``impartial predict`` when some images were unusable (flagged, no objects)
@@ -59,76 +56,6 @@ NON_NEGATIVE_INT = _checked(int, lambda v: v >= 0, "a whole number of at least 0
 POSITIVE_FLOAT = _checked(float, lambda v: v > 0, "a number above 0")
 PROBABILITY = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 WIDTH = _checked(int, lambda v: 1 <= v <= MAX_WIDTH, f"a whole number from 1 to {MAX_WIDTH}")
-
-
-def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
-    """Refuse to replace a user's file unless ``overwrite``.
-
-    Output files this package wrote itself (a re-run's earlier outputs) are replaced; any other file
-    of the same name, e.g. labels corrected by hand and saved over an output, is not.
-    """
-    if overwrite:
-        return
-    existing = [path for path in paths if path.exists() and not written_by_impartial(path)]
-    if existing:
-        others = f", as do {len(existing) - 1} other output file(s)" if len(existing) > 1 else ""
-        raise CliError(f"the output file {existing[0]} already exists and was not written by impartial{others}; "
-                       f"use --overwrite to replace {'them' if others else 'it'}")
-
-
-def _output_path(out_dir: Path, stem: str, part: str) -> Path:
-    """Where the ``part`` output (e.g. ``nuclei``) of the input named ``stem`` goes."""
-    return out_dir / f"{stem}_{part}.tif"
-
-
-def _output_stems(inputs: Sequence[str], parts: Sequence[str], out_dir: Path, overwrite: bool) -> List[str]:
-    """The stem naming each input's outputs ``out_dir/<stem>_<part>.tif``, all checked before any work.
-
-    Refuses an --out-dir that is a file; two inputs that would write the same files (the stem is the
-    file name without its folder and image suffix, so ``plate1/A01.tif`` and ``plate2/A01.tif``
-    clash; compared ignoring case, as macOS and Windows disks do); an output that is one of the
-    inputs; and files of those names that impartial did not write, unless ``overwrite``.
-    """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CliError(f"--out-dir {out_dir} is a file, not a folder")
-    stems = [image_stem(path) for path in inputs]
-    first: Dict[str, int] = {}
-    for index, (path, stem) in enumerate(zip(inputs, stems)):
-        earlier = inputs[first.setdefault(stem.casefold(), index)]
-        if first[stem.casefold()] == index:
-            continue
-        if earlier == path:
-            raise CliError(f"{path} is given twice")
-        raise CliError(f"{earlier} and {path} would both write {_output_path(out_dir, stem, '*')}; "
-                       f"rename one of them, or run them separately with different --out-dir folders")
-    outputs = [_output_path(out_dir, stem, part) for stem in stems for part in parts]
-    sources = {Path(path).resolve() for path in inputs}
-    clobbered = [path for path in outputs if path.resolve() in sources]
-    if clobbered:
-        raise CliError(f"{clobbered[0]} would replace one of the input images; choose another --out-dir")
-    _refuse_existing(outputs, overwrite)
-    return stems
-
-
-def _check_model_destination(path: Path) -> None:
-    """Refuse a model path that could not be saved to, before minutes of training are spent."""
-    if path.is_dir():
-        raise CliError(f"--model {path} is a folder; give a file name such as {path / 'model.safetensors'}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise CliError(f"cannot save the model {path}: the folder {folder} does not exist (or is not a folder)")
-    if not os.access(folder, os.W_OK):
-        raise CliError(f"cannot save the model {path}: the folder {folder} is not writable")
-
-
-def _parse_mapping(text: Optional[str]) -> Optional[Dict[int, int]]:
-    """'4:1,5:2' -> {4: 1, 5: 2}."""
-    if not text:
-        return None
-    try:
-        return {int(a): int(b) for a, b in (pair.split(":") for pair in text.split(","))}
-    except ValueError:
-        raise CliError(f"--remap must look like '4:1,5:2' (value:class pairs), got {text!r}")
 
 
 #: seconds between two progress lines when the output is not a terminal (a file, a pipe, a job log)
@@ -189,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_usable(images, sources=[f"--image {path}" for path in args.image], channel_names=args.channel_names)
     except InputError as error:
         raise CliError(f"{error}; nothing was trained") from None
-    mapping = _parse_mapping(args.remap)
+    mapping = parse_mapping(args.remap)
     scribbles = []
     for path, image in zip(args.scribbles, images):
         raw = read_image(path)
@@ -210,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if problems:
         option = "--scribbles" + (" and --remap" if mapping else "")
         raise CliError(f"{option}: {InputError(problems)}")
-    _check_model_destination(model_path)
+    check_model_destination(model_path)
     network = start_from.net.network if start_from else NetworkConfig(n_channels, args.width)
     budget = math.inf if args.no_time_limit else args.time_budget
     config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
@@ -266,7 +193,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise CliError(f"{path}: {error}") from None
     object_names = [objects.name for objects in object_sets(model.task_names, nuclear_stain=stain is not None)]
     map_names = [f"{task}_{kind}" for task in model.task_names for kind in MAP_KINDS]
-    stems = _output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
+    stems = output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = instance_config(args.threshold, args.min_size, split_touching=not args.no_split,
                              exclude_border=args.exclude_border)
@@ -278,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             # flagged, not segmented: empty label images (so every input has its outputs) and no maps
             unusable += 1
             for name in object_names:
-                write_tiff(_output_path(out_dir, stem, name), np.zeros(image.shape[1:], np.uint16))
+                write_tiff(output_path(out_dir, stem, name), np.zeros(image.shape[1:], np.uint16))
             print(f"warning: {path}: unusable, no objects: {InputError(problems)}", file=sys.stderr)
             continue
         maps = model.predict(image, flips=args.flips, device=args.device)
@@ -286,11 +213,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         counts = []
         for name in object_names:
             labels = getattr(objects, name)
-            write_tiff(_output_path(out_dir, stem, name), labels.astype(np.uint16 if labels.max() < 65536 else np.uint32))
+            write_tiff(output_path(out_dir, stem, name), labels.astype(np.uint16 if labels.max() < 65536 else np.uint32))
             counts.append(f"{int(labels.max())} {name}")
         for task, m in maps.items():
-            write_tiff(_output_path(out_dir, stem, f"{task}_probability"), m.foreground_probability.astype(np.float32))
-            write_tiff(_output_path(out_dir, stem, f"{task}_uncertainty"), m.uncertainty.astype(np.float32))
+            write_tiff(output_path(out_dir, stem, f"{task}_probability"), m.foreground_probability.astype(np.float32))
+            write_tiff(output_path(out_dir, stem, f"{task}_uncertainty"), m.uncertainty.astype(np.float32))
         print(f"{path}: {', '.join(counts)} -> {out_dir}")
     if unusable:
         print(f"impartial predict: {unusable} of {len(args.image)} image(s) were unusable (see the warnings): their "
@@ -309,7 +236,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.scribbles and len(args.scribbles) != len(args.image):
         raise CliError(f"give one --scribbles per --image ({len(args.image)} images, {len(args.scribbles)} scribbles)")
     out = Path(args.out)
-    _refuse_existing([out], args.overwrite)
+    refuse_existing([out], args.overwrite)
     model = ImPartialModel.load(args.model)
     images = []
     for path in args.image:
@@ -357,12 +284,12 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
             raise CliError("--simulate writes one file per ground-truth image into --out-dir (X.tif gives "
                            "X_scribbles.tif); --out is for the other sources")
         out_dir = Path(args.out_dir or ".")
-        stems = _output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
+        stems = output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         truths = [read_image(p) for p in args.simulate]
         results = simulate_scribbles(truths, args.budget, args.seed, sources=args.simulate)
         out_dir.mkdir(parents=True, exist_ok=True)
         for stem, truth, result in zip(stems, truths, results):
-            target = _output_path(out_dir, stem, "scribbles")
+            target = output_path(out_dir, stem, "scribbles")
             write_tiff(target, result)
             print(f"{target}: {count_scribbled_objects(result, truth)} scribbled objects")
         return 0
@@ -370,7 +297,7 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         raise CliError("--out-dir is for --simulate; give the scribble file to write with --out")
     if out is None:
         raise CliError("--out is required")
-    _refuse_existing([out], args.overwrite)
+    refuse_existing([out], args.overwrite)
     if args.from_rois:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
@@ -389,7 +316,7 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
             raise CliError(f"{args.from_rgb}: no pixel is painted in the scribble colours (blue background, red "
                            f"nucleus, green cytoplasm); nothing was written")
     elif args.from_labels:
-        mapping = _parse_mapping(args.remap)
+        mapping = parse_mapping(args.remap)
         if mapping is None:
             raise CliError("--from-labels needs --remap, e.g. --remap 10:1,20:2")
         result = remap_scribbles(read_image(args.from_labels), mapping, source=args.from_labels)
@@ -458,6 +385,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=POSITIVE_INT,
+                        help="CPU threads (default: OMP_NUM_THREADS or SLURM_CPUS_PER_TASK when set, else the CPUs "
+                             "this process may use: its affinity, capped by a cgroup CPU quota)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impartial", description="ImPartial: segment nuclei and cells from a few scribbles.")
     parser.add_argument("--version", action="version", version=f"impartial {__version__}")
@@ -491,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "MODEL.<date-time>.bak.safetensors (a file holding a model of the same images, scribbles and "
                         "settings is reused, with or without this option, and nothing is trained)")
     p.add_argument("--quiet", action="store_true", help="no progress (a bar in a terminal, else a line about every 10 s)")
+    _add_threads(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="segment images with a trained model")
@@ -510,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "each cell, and X_nuclei.tif, X_cells.tif and X_cytoplasm.tif are written")
     p.add_argument("--flips", action="store_true", help="average over 4 flips (slower, smoother uncertainty)")
     p.add_argument("--device", default="auto")
+    _add_threads(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("suggest", help="where to scribble next: places ranked by how much a stroke should help")
@@ -526,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "background strokes; split: a split stroke across a merged object),score,object")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default="auto")
+    _add_threads(p)
     p.set_defaults(func=cmd_suggest)
 
     p = sub.add_parser("scribbles", help="convert annotations from other tools, or simulate scribbles")
@@ -568,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--author", action="append", help="who made the model; repeat for several")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the weights (default CC-BY-4.0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    _add_threads(p)
     p.set_defaults(func=cmd_export)
     return parser
 
@@ -582,6 +519,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if hasattr(args, "threads"):  # the commands that run a network
+            from .threads import use_threads
+
+            use_threads(args.threads)
         return args.func(args)
     except (CliError, ValueError, OSError, RuntimeError) as error:  # ModelFileError is a ValueError
         log.info("the error in full:", exc_info=True)  # with --verbose

@@ -15,7 +15,6 @@ import numpy
 from cellprofiler_core.image import Image
 from cellprofiler_core.module import Module
 from cellprofiler_core.preferences import get_headless
-from cellprofiler_core.preferences import DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_SUBFOLDER_NAME
 from cellprofiler_core.setting import Binary, Divider, HiddenCount, SettingsGroup, ValidationError
 from cellprofiler_core.setting.choice import Choice
 from cellprofiler_core.setting.do_something import DoSomething, RemoveSettingButton
@@ -140,6 +139,7 @@ class ImPartial(Module):
         self.learning_rate = Float("Learning rate", 0.002, minval=1e-6, maxval=1.0, doc=_doc("learning_rate"))
         self.seed = Integer("Random seed", 0, minval=0, doc=_doc("seed"))
         self.use_gpu = Binary("Use a GPU when available?", True, doc=_doc("use_gpu"))
+        self.cpu_threads = Integer("CPU threads (0 for automatic)", 0, minval=0, doc=_doc("cpu_threads"))
 
         self.threshold_automatic = Binary("Automatic probability threshold?", True, doc=_doc("threshold_automatic"))
         self.manual_threshold = Float("Probability threshold", 0.5, minval=0.0, maxval=1.0,
@@ -183,6 +183,7 @@ class ImPartial(Module):
             self.save_probability, self.nuclei_probability_name, self.cells_probability_name,
             self.save_uncertainty, self.nuclei_uncertainty_name, self.cells_uncertainty_name,
             self.scribble_source, self.scribble_folder, self.open_editor, self.split_value, self.training_length,
+            self.cpu_threads,
         ]
 
     def prepare_settings(self, setting_values):
@@ -218,7 +219,7 @@ class ImPartial(Module):
             if self.model_mode != MODE_SAVED:
                 result += [] if self.fixed_iterations() else [self.max_iterations]
                 result += [self.patch_size, self.batch_size, self.learning_rate, self.seed]
-            result += [self.use_gpu, self.split_touching, self.fill_holes, self.exclude_border]
+            result += [self.use_gpu, self.cpu_threads, self.split_touching, self.fill_holes, self.exclude_border]
         result += [self.save_probability]
         result += self.per_task(self.nuclei_probability_name, self.cells_probability_name) if self.save_probability.value else []
         result += [self.save_uncertainty]
@@ -231,10 +232,10 @@ class ImPartial(Module):
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         revisions.refuse_newer(variable_revision_number, self.variable_revision_number)
         if variable_revision_number == 1:
-            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 5)
+            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 6)
             setting_values, variable_revision_number = revisions.add_scribble_source(setting_values), 2
         if variable_revision_number == 2:
-            setting_values, variable_revision_number = list(setting_values) + [LENGTH_BUDGET], 3
+            setting_values, variable_revision_number = list(setting_values) + [LENGTH_BUDGET, "0"], 3
         revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
@@ -374,6 +375,10 @@ class ImPartial(Module):
         return network, training, instance
 
     def device(self):
+        """Where to train and predict; on the CPU, this job's share of the CPUs (impartial_core.threads)."""
+        from impartial_core.threads import use_threads
+
+        use_threads(self.cpu_threads.value or None, groups.analysis_workers())
         return "auto" if self.use_gpu.value else "cpu"
 
     def load_model(self, path, setting=None, missing_hint=None):
@@ -467,7 +472,7 @@ class ImPartial(Module):
         """The group's model: kept in memory, read from ``path`` when it holds a model of these images,
         scribbles and settings, or trained and saved there (impartial_core.model_store)."""
         request = self.training_request(images, scribbles)
-        self.make_model_folder(os.path.dirname(path))
+        model_files.make_folder(self.model_directory, os.path.dirname(path))
         return self.model_store().train_or_reuse(path, request, self.train).model
 
     def training_request(self, images, scribbles):
@@ -483,16 +488,6 @@ class ImPartial(Module):
             start_from = self.load_model(self.model_path())
             network = start_from.net.network
         return TrainingRequest(images, scribbles, tasks, network, training, start_from, tuple(self.channel_names()))
-
-    def make_model_folder(self, folder):
-        """Check, before any training, that the model can be saved; create a missing sub-folder."""
-        if os.path.isdir(folder):
-            return
-        if self.model_directory.dir_choice in (DEFAULT_INPUT_SUBFOLDER_NAME, DEFAULT_OUTPUT_SUBFOLDER_NAME):
-            os.makedirs(folder, exist_ok=True)  # as SaveImages makes its sub-folders
-            return
-        raise ValueError("ImPartial: cannot save the model: the folder %s (setting \"%s\") does not exist" % (
-            folder, self.model_directory.text))
 
     def train(self, request):
         """Train the model of a request, with a progress dialog in the GUI and log lines."""

@@ -109,6 +109,7 @@ def make_module(folder, **settings):
     module.patch_size.value = 64
     module.batch_size.value = 4
     module.use_gpu.value = False
+    module.cpu_threads.value = 1  # the tests train tiny models: one thread, whatever the machine
     for name, value in settings.items():
         getattr(module, name).value = value
     return module

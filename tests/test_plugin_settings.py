@@ -19,7 +19,8 @@ from .test_plugin import data, make_module, make_pipeline, module_log, run_pipel
 # ---------------------------------------------------------------------------- settings
 def test_settings_round_trip(tmp_path):
     module = make_module(tmp_path, segment_choice="Nuclei, cells and cytoplasm", model_mode="Use a saved model",
-                         cells_name="MyCells", threshold_automatic=False, manual_threshold=0.35, seed=7)
+                         cells_name="MyCells", threshold_automatic=False, manual_threshold=0.35, seed=7,
+                         cpu_threads=0)  # the default, which revision 2 pipelines are upgraded to
     module.add_channel()
     module.channels[1].image_name.value = "Membrane"
     module.nuclear_channel.value = 2
@@ -37,12 +38,12 @@ def test_settings_round_trip(tmp_path):
     assert [s.value_text for s in copy.settings()] == [s.value_text for s in module.settings()]
     values = [s.unicode_value for s in module.settings()]  # what Pipeline.dump writes
     assert module.upgrade_settings(values, 3, "ImPartial") == (values, 3)
-    # revision 2 had no training length: it trained for a time budget, as revision 3 does by default
-    assert module.upgrade_settings(values[:-1], 2, "ImPartial") == (values, 3)
-    assert values[-1] == "A time budget"
+    # revision 2 had no training length (it trained for a time budget, the default) nor thread count (automatic)
+    assert module.upgrade_settings(values[:-2], 2, "ImPartial") == (values, 3)
+    assert values[-2:] == ["A time budget", "0"]
     # revision 1 had no scribble source, folder, editor or split value either: it reads scribble images as before
-    assert module.upgrade_settings(values[:-5], 1, "ImPartial") == (values, 3)
-    assert values[-5:-1] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
+    assert module.upgrade_settings(values[:-6], 1, "ImPartial") == (values, 3)
+    assert values[-6:-2] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
 
 
 def test_batch_path_remapped_and_aggregation(tmp_path):
@@ -103,6 +104,23 @@ def test_settings_apply_to_the_objects_made(tmp_path):
     assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 3: 3, 4: 4}
     nuclei_only.cytoplasm_value.value = 1  # hidden; must not take the background value over
     assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 4: 4}
+
+
+def test_setting_texts_survive_a_saved_pipeline(tmp_path):
+    """A .cppipe holds "text:value" lines split at the first colon: no setting's text may hold one, and
+    non-default values of the newest settings come back from a saved pipeline."""
+    module = make_module(tmp_path, cpu_threads=3, training_length="A fixed number of iterations (the same model on "
+                                                                   "any machine)")
+    assert [s.text for s in module.settings() if ":" in s.text] == []
+    pipeline = Pipeline()
+    module.set_module_num(1)
+    pipeline.add_module(module)
+    text = io.StringIO()
+    pipeline.dump(text)
+    loaded = Pipeline()
+    loaded.loadtxt(io.StringIO(text.getvalue()), raise_on_error=True)
+    copy = loaded.modules()[0]
+    assert copy.cpu_threads.value == 3 and copy.fixed_iterations()
 
 
 def test_training_length_setting(tmp_path):
@@ -171,13 +189,15 @@ def test_saved_model_channel_order_checked(tmp_path):
 def test_model_sub_folder_made_before_training(tmp_path):
     from cellprofiler_core.preferences import DEFAULT_OUTPUT_SUBFOLDER_NAME
 
+    from impartial_cellprofiler.model_files import make_folder
+
     module = make_module(tmp_path)
     module.model_directory.dir_choice = DEFAULT_OUTPUT_SUBFOLDER_NAME
-    module.make_model_folder(str(tmp_path / "models" / "run1"))
+    make_folder(module.model_directory, str(tmp_path / "models" / "run1"))
     assert (tmp_path / "models" / "run1").is_dir()
     module = make_module(tmp_path)  # an absolute folder that does not exist is the user's to fix
     with pytest.raises(ValueError, match="does not exist"):
-        module.make_model_folder(str(tmp_path / "absent"))
+        make_folder(module.model_directory, str(tmp_path / "absent"))
 
 
 def test_unscribbled_image_sets_kept_only_up_to_the_cap(tmp_path, data, caplog):
