@@ -237,8 +237,10 @@ SETTING_HELP = {
         " so the model (and the objects) differ between machines.\n\n"
         "*%s*: training runs the number of iterations you give, however long it takes (it may stop"
         " sooner when the loss on held-out scribbles stops improving, at the same iteration everywhere)."
-        " With the same images, scribbles, settings and seed, every CPU gives the same model, in"
-        " CellProfiler 4.2 and 5 alike (up to rounding differences between PyTorch versions): use it"
+        " Training then runs on 2 CPU threads (unless *CPU threads* says otherwise), because the number"
+        " of threads changes the rounding of sums, which training amplifies. With the same images,"
+        " scribbles, settings and seed, a CPU gives the same model whatever its speed and cores, in"
+        " CellProfiler 4.2 and 5 alike (measured identical on the bundled example): use it"
         " for a pipeline you share, or a screen whose model must be the same on every machine. The"
         " default 3-minute budget runs 500-600 iterations of the default network on 2 CPU cores."
     ) % ("A time budget", "A fixed number of iterations (the same model on any machine)"),

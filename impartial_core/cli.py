@@ -96,6 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .problems import InputError
     from .scribbles import remap_scribbles, validate_scribbles
     from .scribbles.values import missing_classes
+    from .threads import training_threads, use_threads
 
     if len(args.image) != len(args.scribbles):
         raise CliError(f"give one --scribbles per --image: got {len(args.image)} image(s) and {len(args.scribbles)} scribble file(s)")
@@ -140,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_model_destination(model_path)
     network = start_from.net.network if start_from else NetworkConfig(n_channels, args.width)
     budget = math.inf if args.no_time_limit else args.time_budget
+    use_threads(training_threads(args.threads, fixed_work=args.no_time_limit))
     config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
     request = TrainingRequest(images, scribbles, tasks, network, config, start_from, tuple(args.channel_names or ()))
     if model_path.exists() and store.holds(model_path, request):
@@ -235,8 +237,6 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     if args.scribbles and len(args.scribbles) != len(args.image):
         raise CliError(f"give one --scribbles per --image ({len(args.image)} images, {len(args.scribbles)} scribbles)")
-    out = Path(args.out)
-    refuse_existing([out], args.overwrite)
     model = ImPartialModel.load(args.model)
     images = []
     for path in args.image:
@@ -258,6 +258,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
             if drawn.shape != image.shape[1:]:
                 raise CliError(f"{path}: scribbles of {drawn.shape[0]}x{drawn.shape[1]} pixels for an image of "
                                f"{image.shape[1]}x{image.shape[2]}")
+    out = Path(args.out)
+    refuse_existing([out], args.overwrite)
     places = suggest_for_model(model, images, args.count, scribbles=scribbles, window=args.window,
                                device=args.device)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -284,8 +286,8 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
             raise CliError("--simulate writes one file per ground-truth image into --out-dir (X.tif gives "
                            "X_scribbles.tif); --out is for the other sources")
         out_dir = Path(args.out_dir or ".")
-        stems = output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         truths = [read_image(p) for p in args.simulate]
+        stems = output_stems(args.simulate, ["scribbles"], out_dir, args.overwrite)
         results = simulate_scribbles(truths, args.budget, args.seed, sources=args.simulate)
         out_dir.mkdir(parents=True, exist_ok=True)
         for stem, truth, result in zip(stems, truths, results):
@@ -297,7 +299,6 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         raise CliError("--out-dir is for --simulate; give the scribble file to write with --out")
     if out is None:
         raise CliError("--out is required")
-    refuse_existing([out], args.overwrite)
     if args.from_rois:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
@@ -330,6 +331,7 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
     if result.ndim != 2:
         source = args.from_labels or args.from_instances or args.from_rgb
         raise CliError(f"{source}: a scribble image is one 2-D plane; this one has shape {result.shape}")
+    refuse_existing([out], args.overwrite)  # after the inputs were read and converted
     write_tiff(out, result.astype(np.uint8))
     values, counts = np.unique(result, return_counts=True)
     names = {0: "none", 1: "background", 2: "nucleus", 3: "cytoplasm"}
@@ -414,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=POSITIVE_INT, default=TrainingConfig.max_iterations, help="iterations at most")
     p.add_argument("--no-time-limit", action="store_true",
                    help="ignore --time-budget and run --iterations iterations (fewer only if the validation loss "
-                        "stops improving, at the same iteration everywhere): the same model from the same inputs, "
-                        "seed and options on any CPU, whatever its speed")
+                        "stops improving, at the same iteration everywhere) on 2 CPU threads unless --threads says "
+                        "otherwise: the same model from the same inputs, seed and options whatever the machine's "
+                        "speed and cores")
     p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--fine-tune", metavar="MODEL", help="start from this model and continue with the given scribbles")

@@ -356,12 +356,12 @@ def export_model(model_path: os.PathLike, out: os.PathLike, image: Optional[np.n
     model_path, out = Path(model_path), Path(out)
     if out.suffix.lower() != ".zip":
         raise ExportError(f"--out {out}: a bioimage.io model package is a .zip file")
+    model = ImPartialModel.load(model_path)  # the input first: a bad model is named before the output
+    raw = package_test_input(model, image)
     if out.exists() and not overwrite:
         raise ExportError(f"--out {out} already exists; use --overwrite to replace it")
     if not out.parent.is_dir() and str(out.parent):
         raise ExportError(f"--out {out}: the folder {out.parent} does not exist")
-    model = ImPartialModel.load(model_path)
-    raw = package_test_input(model, image)
     preprocessed = spec_preprocessing(raw)
     scripted = trace(model, preprocessed)
     with torch.no_grad():

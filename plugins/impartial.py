@@ -490,7 +490,11 @@ class ImPartial(Module):
         return TrainingRequest(images, scribbles, tasks, network, training, start_from, tuple(self.channel_names()))
 
     def train(self, request):
-        """Train the model of a request, with a progress dialog in the GUI and log lines."""
+        """Train the model of a request, with a progress dialog in the GUI and log lines (a fixed number
+        of iterations with a fixed number of threads: impartial_core.threads.training_threads)."""
+        from impartial_core.threads import training_threads, use_threads
+
+        use_threads(training_threads(self.cpu_threads.value or None, self.fixed_iterations()), groups.analysis_workers())
         return progress.train_with_progress(request, "#%d: ImPartial" % self.module_num, get_headless())
 
     # ------------------------------------------------------------------ run

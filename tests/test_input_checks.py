@@ -102,15 +102,24 @@ def test_predict_flags_an_unusable_image_and_segments_the_others(files, blob_mod
     assert read_image(out / "blank_nuclei.tif").max() == 0 and not (out / "blank_nuclei_probability.tif").exists()
 
 
-def test_fixed_iterations_give_the_same_model(files, capsys):
-    """--no-time-limit: the iterations, not the clock, end training, so two runs give one model."""
-    common = ["train", "--image", str(files / "a.tif"), "--scribbles", str(files / "a_scribbles.tif"),
-              "--iterations", "3", "--width", "4", "--no-time-limit", "--time-budget", "0.001"]
-    assert main(common + ["--model", str(files / "one.safetensors")]) == 0
-    assert main(common + ["--model", str(files / "two.safetensors")]) == 0
-    assert "(3 iterations, stopped: iteration budget)" in capsys.readouterr().out
+def test_fixed_iterations_give_the_same_model(files, capsys, monkeypatch):
+    """--no-time-limit: the iterations, not the clock, end training, and it runs on 2 threads whatever
+    the machine allows (the thread count changes the sums' rounding), so two runs give one model."""
+    import torch
+
     from impartial_core.model import ImPartialModel
 
+    common = ["train", "--image", str(files / "a.tif"), "--scribbles", str(files / "a_scribbles.tif"),
+              "--iterations", "3", "--width", "4", "--no-time-limit", "--time-budget", "0.001"]
+    before = torch.get_num_threads()
+    try:
+        assert main(common + ["--model", str(files / "one.safetensors")]) == 0
+        assert torch.get_num_threads() == 2  # impartial_core.threads.REPRODUCIBLE_THREADS
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a machine, or a job, of one thread
+        assert main(common + ["--model", str(files / "two.safetensors")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert "(3 iterations, stopped: iteration budget)" in capsys.readouterr().out
     one, two = (ImPartialModel.load(files / name) for name in ("one.safetensors", "two.safetensors"))
     assert one.fingerprint == two.fingerprint and one.thresholds == two.thresholds
     for key, value in one.net.state_dict().items():  # the files differ only in when and how long they trained

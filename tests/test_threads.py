@@ -53,6 +53,14 @@ def test_default_threads_follow_environment_quota_and_workers(monkeypatch):
     assert threads.default_threads() == 3
 
 
+def test_fixed_work_trains_on_fixed_threads():
+    """A training that must give the same model everywhere runs on REPRODUCIBLE_THREADS threads, not on
+    what the machine offers; the user's own number wins."""
+    assert threads.training_threads(None, fixed_work=True) == threads.REPRODUCIBLE_THREADS == 2
+    assert threads.training_threads(3, fixed_work=True) == 3
+    assert threads.training_threads(None, fixed_work=False) is None
+
+
 def test_use_threads_sets_torch(monkeypatch):
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
