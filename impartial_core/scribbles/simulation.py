@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import BACKGROUND, CYTOPLASM, NUCLEUS
+from . import BACKGROUND, CYTOPLASM, NUCLEUS, SPLIT
 from .objects import check_instances, skeleton_labels
 
 
@@ -114,6 +114,137 @@ def simulate_scribbles(
         scribbles[np.isin(skeleton, chosen_ids) & (skeleton > 0)] = foreground_value
         results.append(scribbles)
     return results
+
+
+def annotate_box(
+    instance_labels: np.ndarray,
+    row: int,
+    col: int,
+    box: int = 32,
+    ring: int = 4,
+    predicted: Optional[np.ndarray] = None,
+    merged_fraction: float = 0.5,
+    foreground_value: int = NUCLEUS,
+) -> np.ndarray:
+    """The strokes a simulated annotator draws in one box, from full ground truth.
+
+    As in :func:`simulate_scribbles`: every true object touching the ``box`` x ``box`` window
+    centred on (``row``, ``col``) (clipped to the image) gets its whole skeleton as foreground;
+    background is the window's 1-px outline plus a ``ring``-px ring around those objects, minus
+    all object pixels. Given the current model's objects (``predicted``), split strokes are added
+    where one predicted object merges two or more of those true objects (it covers at least
+    ``merged_fraction`` of each): each pixel of that predicted object goes to the nearest of them,
+    and the split stroke is where these parts meet, 2 px wide, across the whole predicted object
+    (between touching true objects, along their shared border; across a gap, in its middle).
+
+    Parameters
+    ----------
+    instance_labels : (H, W) int array
+        Ground-truth objects, 0 = background.
+    row, col : int
+        Centre of the box, inside the image.
+    box, ring : int
+        Window side and background ring width in pixels.
+    predicted : (H, W) int array, optional
+        The current model's objects (0 = background); None draws no split strokes.
+    merged_fraction : float
+        Fraction of a true object a predicted object must cover to hold it, in [0.5, 1] (so that
+        each true object is held by at most one predicted object).
+    foreground_value : int
+        Scribble value of object skeletons (NUCLEUS for nuclei masks).
+
+    Returns
+    -------
+    (H, W) uint8 array
+        The new strokes: BACKGROUND, ``foreground_value`` and SPLIT pixels, 0 elsewhere. The
+        caller adds them where nothing is scribbled yet.
+    """
+    labels = check_instances(instance_labels)
+    height, width = labels.shape
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(f"the box centre ({row}, {col}) lies outside the {height} x {width} image")
+    if box < 1 or ring < 0:
+        raise ValueError(f"box must be >= 1 and ring >= 0, got box={box}, ring={ring}")
+    if not 0.5 <= merged_fraction <= 1.0:
+        raise ValueError(f"merged_fraction must be in [0.5, 1], got {merged_fraction}")
+    if predicted is not None and np.shape(predicted) != labels.shape:
+        raise ValueError(f"predicted {np.shape(predicted)} and instance_labels {labels.shape} differ in size")
+    r0, r1 = max(row - box // 2, 0), min(row - box // 2 + box, height)
+    c0, c1 = max(col - box // 2, 0), min(col - box // 2 + box, width)
+    touched = np.unique(labels[r0:r1, c0:c1])
+    touched = touched[touched > 0]
+    # a local window holding the box and the touched objects whole, grown by the ring
+    slices = ndi.find_objects(labels)  # slices[k - 1] = bounding box of label k
+    bounds = [(r0, r1, c0, c1)] + [(slices[k - 1][0].start, slices[k - 1][0].stop,
+                                    slices[k - 1][1].start, slices[k - 1][1].stop) for k in touched]
+    wr0 = max(min(b[0] for b in bounds) - ring - 1, 0)
+    wr1 = min(max(b[1] for b in bounds) + ring + 1, height)
+    wc0 = max(min(b[2] for b in bounds) - ring - 1, 0)
+    wc1 = min(max(b[3] for b in bounds) + ring + 1, width)
+    local = labels[wr0:wr1, wc0:wc1]
+    chosen = np.isin(local, touched)
+    background = np.zeros(local.shape, dtype=bool)
+    background[r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0][[0, -1], :] = True
+    background[r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0][:, [0, -1]] = True
+    if ring > 0 and chosen.any():
+        background |= ndi.distance_transform_edt(~chosen) <= ring
+    strokes = np.zeros(labels.shape, dtype=np.uint8)
+    drawn = strokes[wr0:wr1, wc0:wc1]
+    drawn[background & (local == 0)] = BACKGROUND
+    skeleton = skeleton_labels(local)
+    drawn[chosen & (skeleton > 0)] = foreground_value
+    if predicted is None or not touched.size:
+        return strokes
+    strokes[_merge_seams(labels, np.asarray(predicted), touched, slices, merged_fraction)] = SPLIT
+    return strokes
+
+
+def _merge_seams(labels: np.ndarray, objects: np.ndarray, candidates: np.ndarray, slices: Sequence,
+                 fraction: float) -> np.ndarray:
+    """Where predicted objects merge true objects: the split strokes of :func:`annotate_box`.
+
+    Parameters
+    ----------
+    labels, objects : (H, W) int arrays
+        True and predicted objects (0 = background).
+    candidates : 1-D int array
+        The true objects that may count as merged.
+    slices : sequence of slice pairs
+        ``ndi.find_objects(labels)``: the bounding box of true object k is ``slices[k - 1]``.
+    fraction : float
+        A predicted object holds a true object when it covers at least this fraction of it.
+
+    Returns
+    -------
+    (H, W) bool array
+        In every predicted object that holds two or more candidates, the pixels where the parts of
+        the object nearest to different held candidates meet (both sides of that line).
+    """
+    holders = {}
+    for number in candidates:
+        box = slices[number - 1]
+        covered = objects[box][labels[box] == number]
+        counts = np.bincount(covered[covered > 0].astype(np.int64))
+        if counts.size and counts.max() >= fraction * covered.size:
+            holders.setdefault(int(counts.argmax()), []).append(int(number))
+    seams = np.zeros(labels.shape, dtype=bool)
+    for number, held in holders.items():
+        if len(held) < 2:
+            continue
+        rows, cols = np.nonzero(objects == number)
+        r0 = min([rows.min()] + [slices[k - 1][0].start for k in held])
+        r1 = max([rows.max() + 1] + [slices[k - 1][0].stop for k in held])
+        c0 = min([cols.min()] + [slices[k - 1][1].start for k in held])
+        c1 = max([cols.max() + 1] + [slices[k - 1][1].stop for k in held])
+        members = np.where(np.isin(labels[r0:r1, c0:c1], held), labels[r0:r1, c0:c1], 0)
+        inside = objects[r0:r1, c0:c1] == number
+        nearest = ndi.distance_transform_edt(members == 0, return_distances=False, return_indices=True)
+        regions = np.where(inside, members[tuple(nearest)], 0)
+        larger = ndi.maximum_filter(regions, size=3, mode="nearest") > regions
+        others = np.where(inside, regions, regions.max() + 1)
+        smaller = ndi.minimum_filter(others, size=3, mode="nearest") < regions
+        seams[r0:r1, c0:c1] |= inside & (larger | smaller)
+    return seams
 
 
 def count_scribbled_objects(
