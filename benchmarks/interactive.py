@@ -6,11 +6,13 @@
 
 Leave one image out over the four MIBI images (0, 3, 5, 7): per fold, a model is trained from
 scratch on the paper's n100 scribbles of the other three images (``--base-budget`` seconds, the
-module's default 180). From that same base model two simulated annotators each draw ``--rounds``
+module's default 180). From that same base model three simulated annotators each draw ``--rounds``
 rounds of ``--boxes`` boxes (32 x 32 pixels) on the training images only:
 
 - guided: the boxes ``impartial_core.suggestions.suggest_for_model`` suggests for the current
   model and scribbles ("uncertain" windows and "split" places);
+- uncertain: the suggestions without split places (``suggest`` given no objects): the windows of
+  highest uncertainty, the places whose strokes train the network;
 - random: box centres drawn uniformly over the training images (a seeded numpy Generator).
 
 In a box the annotator draws what the paper's simulation draws
@@ -30,7 +32,7 @@ the image they are drawn on, so they cannot change the held-out scores.
 Writes ``interactive.md``, ``interactive.json`` and ``interactive.png`` to ``benchmarks/results``
 (``--quick``: ``out/benchmarks-quick``; ``--out`` elsewhere). Time on 2 CPU cores: per fold and seed
 the base training plus about 22 s per strategy and round (a 20-s fine-tune, box placement,
-predictions); the default (4 folds, 1 seed, 1 round) takes about 15 minutes, ``--quick`` about 1.
+predictions); the default (4 folds, 1 seed, 1 round) takes about 17 minutes, ``--quick`` about 1.
 """
 from __future__ import annotations
 
@@ -55,9 +57,9 @@ from impartial_core.model import ImPartialModel
 from impartial_core.model_store import REFINE_BUDGET_S, ModelStore, TrainingRequest
 from impartial_core.scribbles import BACKGROUND, NUCLEUS, SPLIT
 from impartial_core.scribbles.simulation import annotate_box
-from impartial_core.suggestions import suggest_for_model
+from impartial_core.suggestions import suggest, suggest_for_model
 
-STRATEGIES = ("guided", "random")
+STRATEGIES = ("guided", "uncertain", "random")
 BOX = 32
 RING = 4
 QUICK_BASE_BUDGET_S = 15.0
@@ -100,6 +102,13 @@ def make_fold(mibi, held_out: int) -> Fold:
 def guided_boxes(model: ImPartialModel, fold: Fold, scribbles: Sequence[np.ndarray], count: int) -> List[Box]:
     """The places ``suggest_for_model`` suggests on the training images, best first."""
     places = suggest_for_model(model, fold.images, count=count, scribbles=list(scribbles), window=BOX, device="cpu")
+    return [Box(p.image, p.row, p.col, p.kind) for p in places]
+
+
+def uncertain_boxes(model: ImPartialModel, fold: Fold, scribbles: Sequence[np.ndarray], count: int) -> List[Box]:
+    """The suggestions without split places: the windows of highest uncertainty, best first."""
+    uncertainty = [model.predict(image, device="cpu")["nuclei"].uncertainty for image in fold.images]
+    places = suggest(uncertainty, [None] * len(uncertainty), count, scribbles=list(scribbles), window=BOX)
     return [Box(p.image, p.row, p.col, p.kind) for p in places]
 
 
@@ -169,8 +178,10 @@ def run_strategy(strategy: str, base: ImPartialModel, base_matched: set, fold: F
     model, matched, rounds = base, base_matched, []
     for number in range(1, args.rounds + 1):
         start = time.perf_counter()
-        boxes = (guided_boxes(model, fold, scribbles, args.boxes) if strategy == "guided"
-                 else random_boxes(rng, fold, args.boxes))
+        if strategy == "random":
+            boxes = random_boxes(rng, fold, args.boxes)
+        else:
+            boxes = (guided_boxes if strategy == "guided" else uncertain_boxes)(model, fold, scribbles, args.boxes)
         placement_s = time.perf_counter() - start
         added = annotate(model, fold, scribbles, boxes)
         model, refine_s = refine(store, folder / f"{strategy}_{number}.safetensors", model, fold, scribbles, seed)
@@ -287,7 +298,7 @@ def plot(runs: Sequence[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharey="row")
-    for strategy, style, colour in zip(STRATEGIES, ("o-", "s--"), ("tab:blue", "tab:orange")):
+    for strategy, style, colour in zip(STRATEGIES, ("o-", "^-.", "s--"), ("tab:blue", "tab:green", "tab:orange")):
         c = curves(runs, strategy)
         for row, (key, name) in enumerate((("f1_iou50", "F1@0.5"), ("mdice", "mDICE"))):
             for col, (x_key, x_name) in enumerate((("boxes_so_far", "boxes drawn"),

@@ -7,6 +7,7 @@
 - :func:`forget_images`: what lets the module run the modules above it over a whole group;
 - :func:`analysis_workers`: how many Analysis workers share the machine with this one.
 """
+import functools
 import os
 import re
 import sys
@@ -40,7 +41,13 @@ def analysis_workers(argv=None):
     argv = sys.argv if argv is None else argv
     if "--analysis-id" not in argv[:-1]:
         return 1
-    analysis = argv[argv.index("--analysis-id") + 1]
+    return _workers_of(argv[argv.index("--analysis-id") + 1])
+
+
+@functools.lru_cache(maxsize=None)
+def _workers_of(analysis):
+    """The processes of the analysis ``analysis``, this one included (counted once per process: the
+    module asks before every image set)."""
     import psutil  # a CellProfiler dependency
 
     try:

@@ -430,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="segment images with a trained model")
+    p = sub.add_parser("predict", help="segment images with a trained model",
+                       description="Segment images with a trained model. Exit status 3: some images had nothing to "
+                                   "segment (a constant, saturated or mostly NaN channel, or under 16x16 pixels); "
+                                   "their label images are empty and the others are segmented.")
     p.add_argument("--model", required=True)
     p.add_argument("--image", action="append", required=True, help="image to segment; repeat")
     p.add_argument("--out-dir", required=True,
