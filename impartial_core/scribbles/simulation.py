@@ -94,26 +94,38 @@ def simulate_scribbles(
             spent += int(np.count_nonzero(~annotated[new]))
             annotated[new] = True
 
-            # local window covering the box and the touched objects, grown by the ring
-            boxes = [slices[int(k) - 1] for k in touched]
-            wr0 = max(min([r0] + [s[0].start for s in boxes]) - ring - 1, 0)
-            wr1 = min(max([r1] + [s[0].stop for s in boxes]) + ring + 1, height)
-            wc0 = max(min([c0] + [s[1].start for s in boxes]) - ring - 1, 0)
-            wc1 = min(max([c1] + [s[1].stop for s in boxes]) + ring + 1, width)
-            local = labels[wr0:wr1, wc0:wc1]
-            chosen = np.isin(local, touched)
-            if ring > 0:
-                near = ndi.distance_transform_edt(~chosen) <= ring
-                background[wr0:wr1, wc0:wc1] |= near
-            outline = np.zeros((r1 - r0, c1 - c0), dtype=bool)
-            outline[[0, -1], :] = True
-            outline[:, [0, -1]] = True
-            background[r0:r1, c0:c1] |= outline
+            window, drawn = _box_background(labels, slices, touched, (r0, r1, c0, c1), ring)
+            background[window] |= drawn
         scribbles[background & (labels == 0)] = BACKGROUND
         chosen_ids = ids[annotated]
         scribbles[np.isin(skeleton, chosen_ids) & (skeleton > 0)] = foreground_value
         results.append(scribbles)
     return results
+
+
+def _box_background(labels: np.ndarray, slices: Sequence, touched: np.ndarray, box: tuple, ring: int) -> tuple:
+    """The background one box draws, before object pixels are taken out of it: the box's 1-px
+    outline and a ``ring``-px ring around the ``touched`` objects.
+
+    Works on a local window that holds the box (``box`` = (r0, r1, c0, c1)) and the touched
+    objects whole (``slices`` = ``ndi.find_objects(labels)``), grown by the ring; returns the
+    window (a pair of slices of ``labels``) and the background mask over it.
+    """
+    height, width = labels.shape
+    r0, r1, c0, c1 = box
+    bounds = [slices[int(k) - 1] for k in touched]
+    wr0 = max(min([r0] + [b[0].start for b in bounds]) - ring - 1, 0)
+    wr1 = min(max([r1] + [b[0].stop for b in bounds]) + ring + 1, height)
+    wc0 = max(min([c0] + [b[1].start for b in bounds]) - ring - 1, 0)
+    wc1 = min(max([c1] + [b[1].stop for b in bounds]) + ring + 1, width)
+    chosen = np.isin(labels[wr0:wr1, wc0:wc1], touched)
+    background = np.zeros(chosen.shape, dtype=bool)
+    if ring > 0 and chosen.any():
+        background |= ndi.distance_transform_edt(~chosen) <= ring
+    outline = background[r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0]
+    outline[[0, -1], :] = True
+    outline[:, [0, -1]] = True
+    return (slice(wr0, wr1), slice(wc0, wc1)), background
 
 
 def annotate_box(
@@ -173,23 +185,12 @@ def annotate_box(
     c0, c1 = max(col - box // 2, 0), min(col - box // 2 + box, width)
     touched = np.unique(labels[r0:r1, c0:c1])
     touched = touched[touched > 0]
-    # a local window holding the box and the touched objects whole, grown by the ring
     slices = ndi.find_objects(labels)  # slices[k - 1] = bounding box of label k
-    bounds = [(r0, r1, c0, c1)] + [(slices[k - 1][0].start, slices[k - 1][0].stop,
-                                    slices[k - 1][1].start, slices[k - 1][1].stop) for k in touched]
-    wr0 = max(min(b[0] for b in bounds) - ring - 1, 0)
-    wr1 = min(max(b[1] for b in bounds) + ring + 1, height)
-    wc0 = max(min(b[2] for b in bounds) - ring - 1, 0)
-    wc1 = min(max(b[3] for b in bounds) + ring + 1, width)
-    local = labels[wr0:wr1, wc0:wc1]
+    window, background = _box_background(labels, slices, touched, (r0, r1, c0, c1), ring)
+    local = labels[window]
     chosen = np.isin(local, touched)
-    background = np.zeros(local.shape, dtype=bool)
-    background[r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0][[0, -1], :] = True
-    background[r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0][:, [0, -1]] = True
-    if ring > 0 and chosen.any():
-        background |= ndi.distance_transform_edt(~chosen) <= ring
     strokes = np.zeros(labels.shape, dtype=np.uint8)
-    drawn = strokes[wr0:wr1, wc0:wc1]
+    drawn = strokes[window]
     drawn[background & (local == 0)] = BACKGROUND
     skeleton = skeleton_labels(local)
     drawn[chosen & (skeleton > 0)] = foreground_value
