@@ -19,6 +19,7 @@ from skimage.segmentation import clear_border, relabel_sequential, watershed
 
 from .config import InstanceConfig
 from .normalization import as_channels_first, normalize
+from .nuclear_stain import local_contrast, nuclear_radius
 
 
 # Cells from a nuclear stain (cells-only models): smoothing of the stain before its threshold, in
@@ -196,18 +197,25 @@ def cytoplasm_from(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
 
 
 def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceConfig(), sigma: float = 1.0) -> np.ndarray:
-    """Nuclei found in a nuclear-stain channel without training: Otsu threshold, then split.
+    """Nuclei found in a nuclear-stain channel without training: local contrast, Otsu, split.
 
     The seeds of cells when only the whole-cell task was trained: the nuclear stain says where
     each cell is even where the cell probability shows no boundary between touching cells.
-    The channel is smoothed (``sigma`` pixels) and percentile-normalised first, so one hot
-    pixel neither sets the threshold nor becomes a nucleus.
+    The channel is percentile-normalised and smoothed (``sigma`` pixels), so one hot pixel neither
+    sets the threshold nor becomes a nucleus, then divided by its local level at the scale of its
+    nuclei (:mod:`.nuclear_stain`), so that dim nuclei beside bright ones are found too. Measured
+    on the same probability maps (one model per fold): Vectra traced cells' mDICE 0.454 -> 0.536
+    (a global Otsu threshold missed the dim tumour nuclei); MP6843 F1@0.5 0.943 -> 0.927, mDICE
+    0.892 -> 0.894, 384 cells for 351 (369 before).
     """
-    smooth = gaussian(normalize(np.asarray(channel, dtype=np.float32)[None])[0], sigma=sigma)
+    normalised = normalize(np.asarray(channel, dtype=np.float32)[None])[0]
     # A constant channel has no foreground (Otsu is undefined there).
-    if not np.ptp(smooth) > 0:
-        return np.zeros(smooth.shape, dtype=np.int32)
-    return nuclei_from_probability(smooth, float(threshold_otsu(smooth)), config)
+    if not np.ptp(normalised) > 0:
+        return np.zeros(normalised.shape, dtype=np.int32)
+    contrast = local_contrast(gaussian(normalised, sigma=sigma), nuclear_radius(normalised))
+    if not np.ptp(contrast) > 0:
+        return np.zeros(normalised.shape, dtype=np.int32)
+    return nuclei_from_probability(contrast, float(threshold_otsu(contrast)), config)
 
 
 def _propagate_module():
@@ -280,22 +288,6 @@ def cells_from_probability(cell_probability: np.ndarray, threshold: float, confi
     return _clean_up(labels, config, config.cell_min_size)
 
 
-def seeds_in_cells(nuclei: np.ndarray, cell_mask: np.ndarray, min_inside: float = 0.5) -> np.ndarray:
-    """The nuclei with at least ``min_inside`` of their pixels in the cell mask, numbered 1..n.
-
-    A stained blob outside every cell (debris, a nucleus of a cell the cell task calls
-    background) seeds nothing.
-    """
-    n = int(nuclei.max(initial=0))
-    if n == 0:
-        return np.zeros(nuclei.shape, dtype=np.int32)
-    area = np.bincount(nuclei.ravel(), minlength=n + 1)
-    inside = np.bincount(nuclei[cell_mask].ravel(), minlength=n + 1)
-    keep = inside >= min_inside * np.maximum(area, 1)
-    keep[0] = False
-    return relabel_sequential(np.where(keep[nuclei], nuclei, 0))[0].astype(np.int32)
-
-
 def cells_from_seeds(
     seeds: np.ndarray, cell_probability: np.ndarray, threshold: float, landscape: np.ndarray,
     config: InstanceConfig = InstanceConfig(), regularization: float = 0.05,
@@ -305,15 +297,18 @@ def cells_from_seeds(
     Each seed grows by :func:`propagate` over ``landscape`` (an image whose changes mark where
     touching cells meet) through the mask ``cell_probability > threshold``; parts of the mask no
     seed reaches are left out, as IdentifySecondaryObjects does, so that every cell has its
-    nucleus. Cells under ``config.cell_min_size`` pixels are dropped with their nuclei.
+    nucleus. As there, every seed is a cell, at least its own pixels: a nucleus whose cell the
+    cell task calls background (on the Vectra fields, stromal cells with little cytoplasm) is a
+    cell of its nucleus alone (traced cells' mDICE 0.521 -> 0.534 against dropping such seeds;
+    the MP6843 cells were unchanged). Cells under ``config.cell_min_size`` pixels are dropped with
+    their nuclei.
 
     Returns
     -------
     (nuclei, cells) : int32 label images, nucleus n inside cell n, both numbered 1..n.
     """
-    mask = cell_probability > threshold
-    seeds = seeds_in_cells(seeds, mask)
-    cells = propagate(seeds, mask, landscape, regularization)
+    seeds = relabel_sequential(np.asarray(seeds, dtype=np.int32))[0]
+    cells = propagate(seeds, cell_probability > threshold, landscape, regularization)
     cells[seeds > 0] = seeds[seeds > 0]
     if config.fill_holes:
         cells = _fill_holes_per_object(cells)

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from impartial_core.config import InstanceConfig
-from impartial_core.instances import (cells_from_probability, cells_from_seeds, propagate, seeds_in_cells, segment,
-                                      split_at_valleys)
+from impartial_core.instances import cells_from_probability, cells_from_seeds, propagate, segment, split_at_valleys
 from impartial_core.metrics import match_at_iou
 
 
@@ -70,21 +69,23 @@ def test_nuclear_channel_out_of_range_is_refused_by_name():
         segment({"cells": probability}, {"cells": 0.5}, image=image, nuclear_channel=2)
 
 
-def test_a_stained_blob_outside_every_cell_seeds_nothing():
-    nuclei = np.zeros((20, 40), np.int32)
-    nuclei[5:10, 5:10] = 4     # inside the cell mask
-    nuclei[5:10, 30:35] = 9    # outside it
-    mask = np.zeros((20, 40), bool)
-    mask[2:15, 2:20] = True
-    seeds = seeds_in_cells(nuclei, mask)
-    assert seeds.max() == 1 and (seeds[5:10, 5:10] == 1).all() and (seeds[:, 25:] == 0).all()
+def test_a_nucleus_outside_the_cell_mask_is_a_cell_of_its_own_pixels():
+    """As IdentifySecondaryObjects: every seed gives a cell, at least the nucleus itself, with the
+    usual numbering (nucleus n in cell n)."""
+    truth, nuclei, image, probability = _two_touching_cells()
+    probability[5:35, 35:65] = 0.02          # the cell task calls cell 2 background
+    found_nuclei, cells = cells_from_seeds(nuclei, probability, 0.5, image[0], InstanceConfig(cell_min_size=30))
+    assert cells.max() == 2 and found_nuclei.max() == 2
+    assert (cells[truth == 1] == 1).all()
+    assert np.array_equal(cells == 2, nuclei == 2) and np.array_equal(found_nuclei == 2, nuclei == 2)
 
 
 def test_cells_that_lose_their_nucleus_to_the_size_limit_go_with_it():
     truth, nuclei, image, probability = _two_touching_cells()
-    probability[5:35, 35:65] = 0.02          # cell 2 is not in the mask: its nucleus seeds nothing
-    probability[20:24, 55:59] = 0.95         # except a speck around part of its nucleus
-    found_nuclei, cells = cells_from_seeds(nuclei, probability, 0.5, image[0], InstanceConfig(cell_min_size=30))
+    small = np.where(nuclei == 2, 0, nuclei)
+    small[20:24, 55:59] = 2                  # a 16-pixel nucleus outside the cell mask
+    probability[5:35, 35:65] = 0.02
+    found_nuclei, cells = cells_from_seeds(small, probability, 0.5, image[0], InstanceConfig(cell_min_size=30))
     assert cells.max() == 1 and found_nuclei.max() == 1
     assert (cells[truth == 1] == 1).all() and (found_nuclei[nuclei == 1] == 1).all()
 

@@ -1,0 +1,42 @@
+"""Nuclei found in a nuclear stain without training: their size and dim nuclei beside bright ones."""
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+
+from impartial_core.instances import nuclei_from_channel
+from impartial_core.metrics import match_at_iou
+from impartial_core.nuclear_stain import nuclear_radius
+
+
+def _disks(radius: int, brightness, size=(96, 160), spacing=None, seed=0):
+    """Round nuclei on a grid, nucleus i with ``brightness[i % len(brightness)]``, plus noise."""
+    spacing = spacing or 4 * radius
+    yy, xx = np.mgrid[:size[0], :size[1]]
+    labels = np.zeros(size, np.int32)
+    image = np.zeros(size, np.float32)
+    n = 0
+    for cy in range(spacing // 2, size[0] - radius, spacing):
+        for cx in range(spacing // 2, size[1] - radius, spacing):
+            disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2
+            labels[disk] = n + 1
+            image[disk] = brightness[n % len(brightness)]
+            n += 1
+    image = ndi.gaussian_filter(image, 1.0) + np.random.default_rng(seed).normal(0, 0.01, size)
+    return image.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("radius", [4, 7, 11])
+def test_the_nuclear_radius_is_that_of_the_nuclei(radius):
+    image, _ = _disks(radius, [1.0], size=(160, 160))
+    assert abs(nuclear_radius(image) - radius) <= 0.3 * radius
+
+
+def test_dim_nuclei_beside_bright_ones_are_found():
+    """A left half of nuclei 8x dimmer than the right half: a global threshold sees only the bright
+    half; dividing by the local level finds every nucleus."""
+    image, labels = _disks(6, [1.0])
+    image[:, :80] *= 0.125
+    assert match_at_iou(ndi.label(image > threshold_otsu(image))[0], labels, 0.5)["tp"] < labels.max() * 0.6
+    found = nuclei_from_channel(image * 1000 + 50)
+    assert match_at_iou(found, labels, 0.5)["tp"] == labels.max() == found.max()
