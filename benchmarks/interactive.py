@@ -13,14 +13,17 @@ rounds of ``--boxes`` boxes (32 x 32 pixels) on the training images only:
   model and scribbles ("uncertain" windows and "split" places);
 - uncertain: the suggestions without split places (``suggest`` given no objects): the windows of
   highest uncertainty, the places whose strokes train the network;
-- random: box centres drawn uniformly over the training images (a seeded numpy Generator).
+- random: box centres drawn uniformly over the training images (a seeded numpy Generator);
+- none: no boxes, the fine-tune alone: how many matches a fine-tune changes by itself (the spread
+  against which the others' matches lost and gained are read).
 
 In a box the annotator draws what the paper's simulation draws
 (``impartial_core.scribbles.simulation.annotate_box``): the skeleton of every true nucleus touching
 the box as nucleus strokes, the box outline and a 4-px ring around those nuclei as background,
 and split strokes where one object of the current model merges true nuclei (across the object,
 where its parts nearest to each of them meet). New strokes never replace earlier ones. After each round the current model is fine-tuned on all strokes so
-far (``ModelStore.refine``: at most ``REFINE_BUDGET_S`` = 20 s, a quarter of the learning rate).
+far (``ModelStore.refine``: at most ``REFINE_BUDGET_S`` = 20 s, a quarter of the learning rate, with
+the start model's confident pixels as anchors, ``impartial_core.anchoring``).
 
 Measured per fold, strategy and round, on the held-out image: F1@0.5 and mDICE
 (``impartial_core.metrics.evaluate_image``), the true nuclei matched at IoU >= 0.5 before the round
@@ -59,7 +62,7 @@ from impartial_core.scribbles import BACKGROUND, NUCLEUS, SPLIT
 from impartial_core.scribbles.simulation import annotate_box
 from impartial_core.suggestions import suggest, suggest_for_model
 
-STRATEGIES = ("guided", "uncertain", "random")
+STRATEGIES = ("guided", "uncertain", "random", "none")
 BOX = 32
 RING = 4
 QUICK_BASE_BUDGET_S = 15.0
@@ -178,7 +181,9 @@ def run_strategy(strategy: str, base: ImPartialModel, base_matched: set, fold: F
     model, matched, rounds = base, base_matched, []
     for number in range(1, args.rounds + 1):
         start = time.perf_counter()
-        if strategy == "random":
+        if strategy == "none":
+            boxes = []
+        elif strategy == "random":
             boxes = random_boxes(rng, fold, args.boxes)
         else:
             boxes = (guided_boxes if strategy == "guided" else uncertain_boxes)(model, fold, scribbles, args.boxes)
@@ -298,7 +303,7 @@ def plot(runs: Sequence[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharey="row")
-    for strategy, style, colour in zip(STRATEGIES, ("o-", "^-.", "s--"), ("tab:blue", "tab:green", "tab:orange")):
+    for strategy, style, colour in zip(STRATEGIES, ("o-", "^-.", "s--", "x:"), ("tab:blue", "tab:green", "tab:orange", "tab:grey")):
         c = curves(runs, strategy)
         for row, (key, name) in enumerate((("f1_iou50", "F1@0.5"), ("mdice", "mDICE"))):
             for col, (x_key, x_name) in enumerate((("boxes_so_far", "boxes drawn"),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .anchoring import anchor_scribbles
 from .config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, to_dict
 from .devices import resolve_device
 from .input_checks import check_usable
@@ -118,7 +119,9 @@ class ImPartialModel:
     ) -> "ImPartialModel":
         """Train from raw images ((H, W) or (C, H, W), any dtype) and uint8 scribble images.
 
-        ``start_from`` fine-tunes an existing model (its network shape and tasks must match).
+        ``start_from`` fine-tunes an existing model (its network shape and tasks must match); the
+        pixels it is confident about join the scribbles as anchors (:mod:`.anchoring`), so that the
+        fine-tune keeps what it got right.
         """
         channels_first = [as_channels_first(im, source=f"training image {i + 1}") for i, im in enumerate(images)]
         n_channels = channels_first[0].shape[0] if channels_first else 1
@@ -137,7 +140,10 @@ class ImPartialModel:
         if network.n_channels != n_channels:
             raise ValueError(f"the network expects {network.n_channels} channel(s) but the images have {n_channels}")
         fingerprint = cls.fingerprint_for(channels_first, scribbles, tasks, network, config, start_from)
-        result = train([normalize(im) for im in channels_first], list(scribbles), tasks, network, config, progress, initial_state)
+        strokes = list(scribbles)
+        if start_from is not None:
+            strokes = anchor_scribbles(start_from, channels_first, strokes, seed=config.seed, device=config.device)
+        result = train([normalize(im) for im in channels_first], strokes, tasks, network, config, progress, initial_state)
         last = result.history[-1] if result.history else {}
         summary = {
             "iterations": result.iterations,
@@ -147,6 +153,7 @@ class ImPartialModel:
             "final_losses": {k: v for k, v in last.items() if k not in ("iteration", "elapsed_s")},
             "n_images": len(images),
             "n_scribbled_pixels": int(sum(int((s > 0).sum()) for s in scribbles)),
+            "n_anchor_pixels": int(sum(int((a > 0).sum()) for a in strokes)) - int(sum(int((s > 0).sum()) for s in scribbles)),
             "loss_curve": [[h["iteration"], round(h["total"], 5)] for h in result.history[:: max(1, len(result.history) // 200)]],
             "fine_tuned_from": start_from.fingerprint if start_from else None,
         }

@@ -12,15 +12,16 @@ from impartial_core.nuclear_stain import nuclear_radius
 def _disks(radius: int, brightness, size=(96, 160), spacing=None, seed=0):
     """Round nuclei on a grid, nucleus i with ``brightness[i % len(brightness)]``, plus noise."""
     spacing = spacing or 4 * radius
-    yy, xx = np.mgrid[:size[0], :size[1]]
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disk = yy ** 2 + xx ** 2 <= radius ** 2
     labels = np.zeros(size, np.int32)
     image = np.zeros(size, np.float32)
     n = 0
     for cy in range(spacing // 2, size[0] - radius, spacing):
         for cx in range(spacing // 2, size[1] - radius, spacing):
-            disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2
-            labels[disk] = n + 1
-            image[disk] = brightness[n % len(brightness)]
+            box = (slice(cy - radius, cy + radius + 1), slice(cx - radius, cx + radius + 1))
+            labels[box][disk] = n + 1
+            image[box][disk] = brightness[n % len(brightness)]
             n += 1
     image = ndi.gaussian_filter(image, 1.0) + np.random.default_rng(seed).normal(0, 0.01, size)
     return image.astype(np.float32), labels
@@ -30,6 +31,15 @@ def _disks(radius: int, brightness, size=(96, 160), spacing=None, seed=0):
 def test_the_nuclear_radius_is_that_of_the_nuclei(radius):
     image, _ = _disks(radius, [1.0], size=(160, 160))
     assert abs(nuclear_radius(image) - radius) <= 0.3 * radius
+
+
+def test_a_large_image_is_measured_on_tiles_alike():
+    """An image over 4 tiles of 256 x 256 is measured on 4 tiles spread over it, to the same radius."""
+    from impartial_core.nuclear_stain import _tiles
+
+    image, _ = _disks(7, [1.0], size=(560, 560))
+    assert len(_tiles(image.shape)) == 4
+    assert abs(nuclear_radius(image) - 7) <= 2.1
 
 
 def test_dim_nuclei_beside_bright_ones_are_found():
