@@ -92,7 +92,9 @@ cluster jobs load their own group's file.
 
 **Fine-tuning.** "Fine-tune a saved model with these scribbles" starts from the saved model and
 trains it further on this group's images and scribbles; the result goes to its own file (default
-``impartial_model_finetuned.safetensors``), the starting model is not modified.
+``impartial_model_finetuned.safetensors``), the starting model is not modified. Pixels the saved
+model is sure of, away from your strokes, are kept as anchors during the fine-tune, so that it
+learns the new strokes without losing what the model already got right.
 
 **Cluster / batch processing.** Cluster jobs never train. A process knows it is a cluster job when
 its pipeline was loaded from a *Batch_data.h5* (CreateBatchFiles; the pipeline is in batch
@@ -219,7 +221,8 @@ SETTING_HELP = {
         " loaded instead).\n"
         "- *Use a saved model*: apply the model file; no scribbles needed. Use this on a cluster.\n"
         "- *Fine-tune a saved model with these scribbles*: start from the model file and train it "
-        "further with this group's scribbles; the result is saved to its own file."
+        "further with this group's scribbles (keeping, away from your strokes, what the model is sure of); "
+        "the result is saved to its own file."
     ),
     "model_directory": (
         "The folder of the model file. CreateBatchFiles remaps it for the cluster like other folders."
