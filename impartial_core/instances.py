@@ -204,7 +204,7 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     The channel is percentile-normalised and smoothed (``sigma`` pixels), so one hot pixel neither
     sets the threshold nor becomes a nucleus, then divided by its local level at the scale of its
     nuclei (:mod:`.nuclear_stain`), so that dim nuclei beside bright ones are found too. Measured
-    on the same probability maps (one model per fold): Vectra traced cells' mDICE 0.454 -> 0.536
+    on the same probability maps (one model per fold): Vectra traced cells' mDICE 0.456 -> 0.536
     (a global Otsu threshold missed the dim tumour nuclei); MP6843 F1@0.5 0.943 -> 0.927, mDICE
     0.892 -> 0.894, 384 cells for 351 (369 before).
     """
@@ -299,7 +299,7 @@ def cells_from_seeds(
     seed reaches are left out, as IdentifySecondaryObjects does, so that every cell has its
     nucleus. As there, every seed is a cell, at least its own pixels: a nucleus whose cell the
     cell task calls background (on the Vectra fields, stromal cells with little cytoplasm) is a
-    cell of its nucleus alone (traced cells' mDICE 0.521 -> 0.534 against dropping such seeds;
+    cell of its nucleus alone (traced cells' mDICE 0.523 -> 0.536 against dropping such seeds;
     the MP6843 cells were unchanged). Cells under ``config.cell_min_size`` pixels are dropped with
     their nuclei.
 
