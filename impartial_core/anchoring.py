@@ -7,7 +7,9 @@ fine-tune, the start model predicts the training images, and a random sample of 
 confident about, away from every user stroke, joins the scribbles with the class the model gave
 them: the loss then asks the network to keep those answers while it learns the new strokes. The
 user's strokes are never changed; the sample is as large, per class, as the user's strokes of
-that class, so the new strokes keep half the weight of their class.
+that class, so the user's strokes keep half the weight of their class in the scribble loss.
+Measured (MIBI, 20 boxes, 4 folds, paired on the same start models): matches lost 18.8 -> 16.0
+(guided boxes) and 18.2 -> 15.5 (random), mDICE +0.009 to +0.017.
 """
 from __future__ import annotations
 
