@@ -206,7 +206,7 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     nuclei (:mod:`.nuclear_stain`), so that dim nuclei beside bright ones are found too. Measured
     on the same probability maps (one model per fold): Vectra traced cells' mDICE 0.456 -> 0.536
     (a global Otsu threshold missed the dim tumour nuclei); MP6843 F1@0.5 0.943 -> 0.927, mDICE
-    0.892 -> 0.894, 384 cells for 351 (369 before).
+    0.892 -> 0.892, 382 cells for 351 (369 before).
     """
     normalised = normalize(np.asarray(channel, dtype=np.float32)[None])[0]
     # A constant channel has no foreground (Otsu is undefined there).
@@ -299,7 +299,7 @@ def cells_from_seeds(
     seed reaches are left out, as IdentifySecondaryObjects does, so that every cell has its
     nucleus. As there, every seed is a cell, at least its own pixels: a nucleus whose cell the
     cell task calls background (on the Vectra fields, stromal cells with little cytoplasm) is a
-    cell of its nucleus alone (traced cells' mDICE 0.523 -> 0.536 against dropping such seeds;
+    cell of its nucleus alone (traced cells' mDICE 0.525 -> 0.536 against dropping such seeds;
     the MP6843 cells were unchanged). Cells under ``config.cell_min_size`` pixels are dropped with
     their nuclei.
 

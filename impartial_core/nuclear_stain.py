@@ -47,8 +47,8 @@ def nuclear_radius(stain: np.ndarray) -> float:
     strongly at the centre of a bright blob of radius ``sigma * sqrt(2)``. Its 99th percentile over
     the image, as a function of sigma, peaks at the scale of the image's many nuclei (a percentile,
     not the maximum, so that one large bright clump does not decide; on a large image, over a few
-    tiles spread across it). Measured: about 6.5-7 px on the Vectra fields, 9-10.5 px on the MP6843
-    fields (whose nuclei are larger).
+    tiles spread across it). Measured: 6.3-7.6 px on the Vectra fields, 9.1-11 px on the MP6843 fields
+    (whose nuclei are larger).
     """
     stain = np.asarray(stain, dtype=np.float32)
     tiles = _tiles(stain.shape)
