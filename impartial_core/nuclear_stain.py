@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # The scales tried for the nuclear radius, in pixels of the Laplacian-of-Gaussian's sigma: nuclei
-# from about 2 to 17 pixels in radius (sigma * sqrt(2) is the radius of the blob a sigma answers best),
+# from about 2 to 16 pixels in radius (sigma * sqrt(2) is the radius of the blob a sigma answers best),
 # each 20% above the last: the radius only sets the width of the local level, where 20% is immaterial.
 RADIUS_SIGMAS = 1.5 * 1.2 ** np.arange(12)
 # Larger stains are measured on this many tiles of this side spread over the image (each read with a
