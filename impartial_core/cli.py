@@ -421,8 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "speed and cores")
     p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--fine-tune", metavar="MODEL", help="start from this model and continue with the given scribbles; pixels the model is sure of, "
-                        "away from the scribbles, are kept as anchors so that it keeps what it got right")
+    p.add_argument("--fine-tune", metavar="MODEL",
+                   help="start from this model and continue with the given scribbles; pixels the model is sure "
+                        "of, away from the scribbles, are kept as anchors so that it keeps what it got right")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a model file that holds another model; the replaced file is kept beside it as "
                         "MODEL.<date-time>.bak.safetensors (a file holding a model of the same images, scribbles and "

@@ -145,6 +145,7 @@ class ImPartialModel:
             strokes = anchor_scribbles(start_from, channels_first, strokes, seed=config.seed, device=config.device)
         result = train([normalize(im) for im in channels_first], strokes, tasks, network, config, progress, initial_state)
         last = result.history[-1] if result.history else {}
+        scribbled = int(sum(int((s > 0).sum()) for s in scribbles))
         summary = {
             "iterations": result.iterations,
             "elapsed_s": round(result.elapsed_s, 2),
@@ -152,8 +153,8 @@ class ImPartialModel:
             "best_validation_loss": result.best_validation,
             "final_losses": {k: v for k, v in last.items() if k not in ("iteration", "elapsed_s")},
             "n_images": len(images),
-            "n_scribbled_pixels": int(sum(int((s > 0).sum()) for s in scribbles)),
-            "n_anchor_pixels": int(sum(int((a > 0).sum()) for a in strokes)) - int(sum(int((s > 0).sum()) for s in scribbles)),
+            "n_scribbled_pixels": scribbled,
+            "n_anchor_pixels": int(sum(int((a > 0).sum()) for a in strokes)) - scribbled,
             "loss_curve": [[h["iteration"], round(h["total"], 5)] for h in result.history[:: max(1, len(result.history) // 200)]],
             "fine_tuned_from": start_from.fingerprint if start_from else None,
         }
