@@ -168,6 +168,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def nuclear_stain_for(model, args: argparse.Namespace) -> Optional[int]:
+    """``--nuclear-channel`` of ``predict`` and ``suggest``, checked against the model: only a
+    cells-only model takes one (the others learnt theirs), and it must be one of its channels."""
+    stain = args.nuclear_channel
+    if stain is not None and model.task_names != ("cells",):
+        raise CliError(f"--nuclear-channel is for cells-only models; {args.model} segments "
+                       f"{' + '.join(model.task_names)} and learnt its nuclear channel")
+    if stain is not None and not stain < model.n_channels:
+        raise CliError(f"--nuclear-channel {stain}: the model {args.model} has {model.n_channels} channel(s), "
+                       f"numbered from 0")
+    return stain
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .input_checks import unusable_channels
     from .model import ImPartialModel
@@ -176,13 +189,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = ImPartialModel.load(args.model)
     out_dir = Path(args.out_dir)
-    stain = args.nuclear_channel
-    if stain is not None and model.task_names != ("cells",):
-        raise CliError(f"--nuclear-channel is for cells-only models; {args.model} segments "
-                       f"{' + '.join(model.task_names)} and learnt its nuclear channel")
-    if stain is not None and not stain < model.n_channels:
-        raise CliError(f"--nuclear-channel {stain}: the model {args.model} has {model.n_channels} channel(s), "
-                       f"numbered from 0")
+    stain = nuclear_stain_for(model, args)
     # Every image is checked (from its header) before any output is checked or written: a wrong image
     # late in a list must not leave a half-written output folder behind.
     for path in args.image:
@@ -238,6 +245,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.scribbles and len(args.scribbles) != len(args.image):
         raise CliError(f"give one --scribbles per --image ({len(args.image)} images, {len(args.scribbles)} scribbles)")
     model = ImPartialModel.load(args.model)
+    stain = nuclear_stain_for(model, args)
     images = []
     for path in args.image:
         image = as_channels_first(read_image(path), source=str(path))
@@ -261,7 +269,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     out = Path(args.out)
     refuse_existing([out], args.overwrite)
     places = suggest_for_model(model, images, args.count, scribbles=scribbles, window=args.window,
-                               device=args.device)
+                               device=args.device, nuclear_channel=stain)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -464,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=POSITIVE_INT, default=10, help="how many places (default 10)")
     p.add_argument("--window", type=POSITIVE_INT, default=32,
                    help="side of a suggested window in pixels, and the least distance between places (default 32)")
+    p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
+                   help="cells-only models: the nuclear stain's channel (from 0), as given to predict; split "
+                        "places are then looked for among the cells it seeds, the cells predict writes")
     p.add_argument("--out", required=True,
                    help="CSV file: image,row,col (the centre of each place),kind (uncertain: add foreground or "
                         "background strokes; split: a split stroke across a merged object),score,object")

@@ -24,6 +24,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .scribbles import SPLIT as SPLIT_STROKE
+
 UNCERTAIN = "uncertain"
 SPLIT = "split"
 
@@ -216,16 +218,24 @@ def suggest(uncertainty: Sequence[np.ndarray], objects: Sequence[Optional[np.nda
 
 def suggest_for_model(model, images: Sequence[np.ndarray], count: int,
                       scribbles: Optional[Sequence[Optional[np.ndarray]]] = None, window: int = 32,
-                      flips: bool = False, device: str = "auto") -> List[Suggestion]:
+                      flips: bool = False, device: str = "auto", nuclear_channel: Optional[int] = None
+                      ) -> List[Suggestion]:
     """Places to scribble next in ``images`` (channels first), for a trained model.
 
     The nuclei task's uncertainty and nuclei are used when the model has that task; otherwise the
-    cell task's and its cells. The objects are made with the default instance settings.
+    cell task's and its cells, seeded by the nuclei of ``nuclear_channel`` when given (as
+    ``model.segment`` makes them for the user). The objects are made with the default instance
+    settings, cut by the split strokes already among ``scribbles``: an object a stroke has divided
+    is not suggested again.
     """
+    drawn = list(scribbles) if scribbles is not None else [None] * len(images)
     uncertainty, objects = [], []
-    for image in images:
+    for image, strokes in zip(images, drawn):
         maps = model.predict(image, flips=flips, device=device)
         task = "nuclei" if "nuclei" in maps else "cells"
         uncertainty.append(maps[task].uncertainty)
-        objects.append(getattr(model.segment(maps), task))
+        split = None if strokes is None else np.asarray(strokes) == SPLIT_STROKE
+        found = model.segment(maps, image=image, nuclear_channel=nuclear_channel if task == "cells" else None,
+                              split_strokes=split)
+        objects.append(getattr(found, task))
     return suggest(uncertainty, objects, count, scribbles=scribbles, window=window)

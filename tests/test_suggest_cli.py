@@ -39,3 +39,18 @@ def test_suggest_refuses_scribbles_that_do_not_match_the_images(tmp_path, capsys
                              "--scribbles", scribbles, "--out", tmp_path / "p.csv")
     assert status == 2 and "one --scribbles per --image" in stderr
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_suggest_takes_a_nuclear_channel_for_cells_only_models_alone(tmp_path, capsys):
+    image, cells = _image(tmp_path / "a.tif"), _model(tmp_path, "cells")
+    status, _, stderr = _run(capsys, "suggest", "--model", _model(tmp_path), "--image", image, "--nuclear-channel", 0,
+                             "--out", tmp_path / "p.csv")
+    assert status == 2 and "--nuclear-channel is for cells-only models" in stderr
+    status, _, stderr = _run(capsys, "suggest", "--model", cells, "--image", image,
+                             "--nuclear-channel", 1, "--out", tmp_path / "p.csv")
+    assert status == 2 and "--nuclear-channel 1" in stderr and "1 channel(s)" in stderr
+    assert not (tmp_path / "p.csv").exists()
+    status, _, stderr = _run(capsys, "suggest", "--model", cells, "--image", image,
+                             "--nuclear-channel", 0, "--count", 2, "--window", 8, "--out", tmp_path / "p.csv")
+    assert status == 0, stderr
+    assert (tmp_path / "p.csv").read_text().startswith("image,row,col")

@@ -79,3 +79,59 @@ def test_no_uncertain_window_on_an_object_suggested_for_a_split():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         S.suggest([np.zeros((8, 8))], [None], **kwargs)
+
+
+class _FixedMaps:
+    """A cells-only model whose cell probability is a given mask: ``segment`` is the real one."""
+
+    def __init__(self, cells: np.ndarray):
+        from impartial_core.prediction import TaskMaps
+
+        p = cells.astype(np.float32)
+        self.maps = {"cells": TaskMaps(p, np.zeros_like(p))}
+
+    def predict(self, image, flips=False, device="auto"):
+        return self.maps
+
+    def segment(self, maps, image=None, nuclear_channel=None, split_strokes=None):
+        from impartial_core.model import ImPartialModel
+
+        return ImPartialModel.segment(self, maps, image=image, nuclear_channel=nuclear_channel,
+                                      split_strokes=split_strokes)
+
+    thresholds = {"cells": 0.5}
+
+
+def two_cells_one_blob(shape=(112, 128)):
+    """A cell mask of three single round cells and two joined by a bridge (a dumbbell), and a
+    nuclear stain (channel 1) with one nucleus in each cell."""
+    centres = [(32, 33), (32, 63), (85, 20), (85, 60), (85, 100)]
+    cells = np.zeros(shape, bool)
+    image = np.zeros((2,) + shape, np.float32)
+    for centre in centres:
+        cells |= disc(shape, centre, 12)
+        image[1][disc(shape, centre, 5)] = 1.0
+    cells[28:36, 33:63] = True
+    image[0][cells] = 1.0
+    return cells, image
+
+
+def test_suggest_for_model_seeds_cells_from_the_nuclear_channel():
+    blob, image = two_cells_one_blob()
+    model = _FixedMaps(blob)
+    # without the stain, the blob is one cell that looks merged: a split place at its neck
+    alone = S.suggest_for_model(model, [image], 5, window=16)
+    assert [p.kind for p in alone if p.kind == S.SPLIT] == [S.SPLIT]
+    split = next(p for p in alone if p.kind == S.SPLIT)
+    assert abs(split.row - 32) <= 4 and 44 <= split.col <= 52
+    # seeded by the nuclei of channel 1, it is the two cells the user sees: nothing to split
+    seeded = S.suggest_for_model(model, [image], 5, window=16, nuclear_channel=1)
+    assert all(p.kind != S.SPLIT for p in seeded)
+
+
+def test_suggest_for_model_does_not_suggest_what_a_split_stroke_divided():
+    blob, image = two_cells_one_blob()
+    strokes = np.zeros(blob.shape, np.uint8)
+    strokes[:, 47:49] = 4   # a split stroke across the neck (and beyond it)
+    found = S.suggest_for_model(_FixedMaps(blob), [image], 5, scribbles=[strokes], window=16)
+    assert all(p.kind != S.SPLIT for p in found)
