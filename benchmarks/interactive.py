@@ -1,13 +1,18 @@
-"""The guided scribble loop with a simulated annotator: suggested boxes against random boxes, MIBI nuclei.
+"""The guided scribble loop with a simulated annotator: suggested boxes against random boxes.
 
-    python -m benchmarks.interactive                         # 4 folds, 1 seed, 1 round of 20 boxes, 180-s base
+    python -m benchmarks.interactive                         # MIBI nuclei: 4 folds, 1 seed, 1 round of 20 boxes
+    python -m benchmarks.interactive --part mp6843           # MP6843 whole cells, the same from 30 cells
     python -m benchmarks.interactive --rounds 3 --seeds 2    # more rounds, base models of 2 seeds
-    python -m benchmarks.interactive --quick                 # smoke: held-out image 7 only, 15-s base training
+    python -m benchmarks.interactive --quick                 # smoke: one held-out image, 15-s base training
 
 Leave one image out over the four MIBI images (0, 3, 5, 7): per fold, a model is trained from
 scratch on the paper's n100 scribbles of the other three images (``--base-budget`` seconds, the
-module's default 180). From that same base model three simulated annotators each draw ``--rounds``
-rounds of ``--boxes`` boxes (32 x 32 pixels) on the training images only:
+module's default 180). With ``--part mp6843``, over the four MP6843 development fields: the cells
+task is trained on about 30 simulated scribbled cells of the other three
+(``benchmarks.mp6843.simulate_cell_scribbles``) and its cells are seeded by the nuclei of the DAPI
+channel, as ``impartial predict --nuclear-channel 1`` makes them. From that same base model four
+simulated annotators each draw ``--rounds`` rounds of ``--boxes`` boxes (32 x 32 pixels) on the
+training images only:
 
 - guided: the boxes ``impartial_core.suggestions.suggest_for_model`` suggests for the current
   model and scribbles ("uncertain" windows and "split" places);
@@ -18,24 +23,27 @@ rounds of ``--boxes`` boxes (32 x 32 pixels) on the training images only:
   against which the others' matches lost and gained are read).
 
 In a box the annotator draws what the paper's simulation draws
-(``impartial_core.scribbles.simulation.annotate_box``): the skeleton of every true nucleus touching
-the box as nucleus strokes, the box outline and a 4-px ring around those nuclei as background,
-and split strokes where one object of the current model merges true nuclei (across the object,
-where its parts nearest to each of them meet). New strokes never replace earlier ones. After each round the current model is fine-tuned on all strokes so
-far (``ModelStore.refine``: at most ``REFINE_BUDGET_S`` = 20 s, a quarter of the learning rate, with
-the start model's confident pixels as anchors, ``impartial_core.anchoring``).
+(``impartial_core.scribbles.simulation.annotate_box``): the skeleton of every true object touching
+the box as object strokes (cells: with their contour 3 px inside, as in their starting scribbles),
+the box outline and a 4-px ring around those objects as background, and split strokes where one
+object of the current model merges true objects (across the object, where its parts nearest to
+each of them meet). New strokes never replace earlier ones. After each round the current model is
+fine-tuned on all strokes so far (``ModelStore.refine``: at most ``REFINE_BUDGET_S`` = 20 s, a
+quarter of the learning rate, with the start model's confident pixels as anchors,
+``impartial_core.anchoring``).
 
 Measured per fold, strategy and round, on the held-out image: F1@0.5 and mDICE
-(``impartial_core.metrics.evaluate_image``), the true nuclei matched at IoU >= 0.5 before the round
+(``impartial_core.metrics.evaluate_image``), the true objects matched at IoU >= 0.5 before the round
 and not after (lost) and the reverse (gained); and the stroke pixels and boxes added, the
 fine-tune's seconds, and the cumulative compute time (base training, box placement, fine-tunes).
 Split strokes do not train the network (the scribble loss leaves them out); they cut objects of
 the image they are drawn on, so they cannot change the held-out scores.
 
 Writes ``interactive.md``, ``interactive.json`` and ``interactive.png`` to ``benchmarks/results``
-(``--quick``: ``out/benchmarks-quick``; ``--out`` elsewhere). Time on 2 CPU cores: per fold and seed
-the base training plus about 22 s per strategy and round (a 20-s fine-tune, box placement,
-predictions); the default (4 folds, 1 seed, 1 round, 4 strategies) took 15 minutes, ``--quick`` about 2.
+(``interactive_mp6843.*`` for the cells; ``--quick``: ``out/benchmarks-quick``; ``--out``
+elsewhere). Time on 2 CPU cores: per fold and seed the base training plus about 22 s per strategy
+and round (a 20-s fine-tune, box placement, predictions); the default (4 folds, 1 seed, 1 round, 4
+strategies) took 15 minutes, ``--quick`` about 2.
 """
 from __future__ import annotations
 
@@ -54,11 +62,12 @@ import torch
 from benchmarks.data import (MIBI_IDS, fmt, git_revision, load_mibi, machine_description, markdown_table,
                              results_folder, write_results)
 from benchmarks.editor import _matched
+from benchmarks.mp6843 import FIELDS
 from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for
 from impartial_core.metrics import evaluate_image
 from impartial_core.model import ImPartialModel
 from impartial_core.model_store import REFINE_BUDGET_S, ModelStore, TrainingRequest
-from impartial_core.scribbles import BACKGROUND, NUCLEUS, SPLIT
+from impartial_core.scribbles import BACKGROUND, CYTOPLASM, NUCLEUS, SPLIT
 from impartial_core.scribbles.simulation import annotate_box
 from impartial_core.suggestions import suggest, suggest_for_model
 
@@ -66,8 +75,25 @@ STRATEGIES = ("guided", "uncertain", "random", "none")
 BOX = 32
 RING = 4
 QUICK_BASE_BUDGET_S = 15.0
-QUICK_FOLDS = (7,)
-STROKE_NAMES = {BACKGROUND: "background", NUCLEUS: "nucleus", SPLIT: "split"}
+#: Simulated scribbled cells of an MP6843 fold's starting scribbles ("a few cells").
+START_CELLS = 30
+
+
+@dataclass(frozen=True)
+class Part:
+    """One data set of the benchmark: what it is called, its folds and where its results go."""
+
+    title: str          # in headings: what is segmented, and on what
+    folds: Tuple[str, ...]
+    quick_fold: str
+    start: str          # the starting scribbles, in words
+    results: str        # results file stem
+
+
+PARTS = {"mibi": Part("MIBI nuclei", tuple(map(str, MIBI_IDS)), "7", "the n100 scribbles", "interactive"),
+         "mp6843": Part("MP6843 whole cells", FIELDS, FIELDS[0], f"about {START_CELLS} simulated scribbled cells",
+                        "interactive_mp6843")}
+STROKE_NAMES = {BACKGROUND: "background", NUCLEUS: "nucleus", CYTOPLASM: "cell", SPLIT: "split"}
 
 
 @dataclass(frozen=True)
@@ -82,70 +108,105 @@ class Box:
 
 @dataclass
 class Fold:
-    """A held-out image and the three training images, with their truth and n100 scribbles."""
+    """A held-out image and the training images, with their truth and starting scribbles.
 
-    held_out: int
-    train_ids: Tuple[int, ...]
+    ``task`` is what is trained and scored (``nuclei`` on MIBI, ``cells`` on MP6843), ``foreground``
+    the scribble value of its objects; a cells fold segments its cells seeded by the nuclei of
+    ``nuclear_channel`` (as ``impartial predict --nuclear-channel`` does).
+    """
+
+    held_out: str
+    number: int          # seeds the random annotator's boxes with the run's seed
+    train_ids: Tuple[str, ...]
     images: List[np.ndarray]
     truth: List[np.ndarray]
     scribbles: List[np.ndarray]
     test_image: np.ndarray
     test_truth: np.ndarray
+    task: str = "nuclei"
+    n_channels: int = 1
+    nuclear_channel: Optional[int] = None
+    foreground: int = NUCLEUS
 
 
 def make_fold(mibi, held_out: int) -> Fold:
     """The fold of ``mibi`` (a ``MibiSet``) that holds out the image numbered ``held_out``."""
     train = [i for i, number in enumerate(mibi.ids) if number != held_out]
     test = mibi.ids.index(held_out)
-    return Fold(held_out, tuple(mibi.ids[i] for i in train), [mibi.images[i] for i in train],
+    return Fold(str(held_out), held_out, tuple(str(mibi.ids[i]) for i in train), [mibi.images[i] for i in train],
                 [mibi.truth[i] for i in train], [mibi.scribbles["n100"][i].copy() for i in train],
                 mibi.images[test], mibi.truth[test])
 
 
+def make_cell_fold(fields, held_out: str, seed: int, cells: int) -> Fold:
+    """The MP6843 fold holding out field ``held_out``: the other three with about ``cells`` simulated
+    scribbled cells (``benchmarks.mp6843.simulate_cell_scribbles``, seeded by ``seed``)."""
+    from benchmarks.mp6843 import NUCLEAR_CHANNEL, simulate_cell_scribbles
+
+    train = [f for f in fields if f.id != held_out]
+    test = next(f for f in fields if f.id == held_out)
+    scribbles = simulate_cell_scribbles([f.truth for f in train], cells, seed)
+    return Fold(held_out, [f.id for f in fields].index(held_out), tuple(f.id for f in train),
+                [f.image for f in train], [f.truth for f in train], scribbles, test.image, test.truth,
+                task="cells", n_channels=test.image.shape[0], nuclear_channel=NUCLEAR_CHANNEL, foreground=CYTOPLASM)
+
+
 def guided_boxes(model: ImPartialModel, fold: Fold, scribbles: Sequence[np.ndarray], count: int) -> List[Box]:
     """The places ``suggest_for_model`` suggests on the training images, best first."""
-    places = suggest_for_model(model, fold.images, count=count, scribbles=list(scribbles), window=BOX, device="cpu")
+    places = suggest_for_model(model, fold.images, count=count, scribbles=list(scribbles), window=BOX, device="cpu",
+                               nuclear_channel=fold.nuclear_channel)
     return [Box(p.image, p.row, p.col, p.kind) for p in places]
 
 
 def uncertain_boxes(model: ImPartialModel, fold: Fold, scribbles: Sequence[np.ndarray], count: int) -> List[Box]:
     """The suggestions without split places: the windows of highest uncertainty, best first."""
-    uncertainty = [model.predict(image, device="cpu")["nuclei"].uncertainty for image in fold.images]
+    uncertainty = [model.predict(image, device="cpu")[fold.task].uncertainty for image in fold.images]
     places = suggest(uncertainty, [None] * len(uncertainty), count, scribbles=list(scribbles), window=BOX)
     return [Box(p.image, p.row, p.col, p.kind) for p in places]
 
 
 def random_boxes(rng: np.random.Generator, fold: Fold, count: int) -> List[Box]:
     """``count`` box centres drawn uniformly over the training images (each box inside its image)."""
-    areas = np.array([image.size for image in fold.images], dtype=float)
+    areas = np.array([np.prod(image.shape[-2:]) for image in fold.images], dtype=float)
     picks = rng.choice(len(fold.images), size=count, p=areas / areas.sum())
     boxes = []
     for index in picks:
-        height, width = fold.images[index].shape
+        height, width = fold.images[index].shape[-2:]
         row = int(rng.integers(BOX // 2, max(height - BOX // 2, BOX // 2) + 1))
         col = int(rng.integers(BOX // 2, max(width - BOX // 2, BOX // 2) + 1))
         boxes.append(Box(int(index), min(row, height - 1), min(col, width - 1), "random"))
     return boxes
 
 
-def current_nuclei(model: ImPartialModel, image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
-    """The nuclei the annotator sees: the model's, cut by the split strokes drawn on the image."""
-    return model.segment(model.predict(image, device="cpu"), split_strokes=scribbles == SPLIT).nuclei
+def objects(model: ImPartialModel, fold: Fold, image: np.ndarray, scribbles: Optional[np.ndarray] = None) -> np.ndarray:
+    """The fold's objects (nuclei or cells) the model makes of ``image``, as the user sees them: cut
+    by the split strokes among ``scribbles``."""
+    split = None if scribbles is None else scribbles == SPLIT
+    found = model.segment(model.predict(image, device="cpu"), image=image, nuclear_channel=fold.nuclear_channel,
+                          split_strokes=split)
+    return getattr(found, fold.task)
 
 
 def annotate(model: ImPartialModel, fold: Fold, scribbles: List[np.ndarray], boxes: Sequence[Box]) -> Dict[str, int]:
     """Add the strokes of ``boxes`` to ``scribbles`` (in place, never over earlier strokes).
 
+    Cells get the contour of each skeletonised cell too, as in their starting scribbles.
+
     Returns
     -------
     dict
-        Pixels added per stroke kind (background, nucleus, split) and in total.
+        Pixels added per stroke kind (background, object, split) and in total.
     """
+    from benchmarks.mp6843 import with_cell_contours
+
     added = {name: 0 for name in STROKE_NAMES.values()}
     for index in sorted({b.image for b in boxes}):
-        nuclei = current_nuclei(model, fold.images[index], scribbles[index])
+        current = objects(model, fold, fold.images[index], scribbles[index])
         for box in (b for b in boxes if b.image == index):
-            strokes = annotate_box(fold.truth[index], box.row, box.col, box=BOX, ring=RING, predicted=nuclei)
+            strokes = annotate_box(fold.truth[index], box.row, box.col, box=BOX, ring=RING, predicted=current,
+                                   foreground_value=fold.foreground)
+            if fold.task == "cells":
+                strokes = with_cell_contours(fold.truth[index], strokes)
             new = (strokes > 0) & (scribbles[index] == 0)
             scribbles[index][new] = strokes[new]
             for value, name in STROKE_NAMES.items():
@@ -155,17 +216,22 @@ def annotate(model: ImPartialModel, fold: Fold, scribbles: List[np.ndarray], box
 
 
 def score(model: ImPartialModel, fold: Fold) -> Tuple[Dict[str, float], set]:
-    """F1@0.5, mDICE and object counts on the held-out image, and the true nuclei matched at IoU >= 0.5."""
-    nuclei = model.segment(model.predict(fold.test_image, device="cpu")).nuclei
-    result = evaluate_image(None, nuclei, fold.test_truth)
+    """F1@0.5, mDICE and object counts on the held-out image, and the true objects matched at IoU >= 0.5."""
+    found = objects(model, fold, fold.test_image)
+    result = evaluate_image(None, found, fold.test_truth)
     kept = ("f1_iou50", "mdice", "n_pred", "tp_iou50", "fp_iou50", "fn_iou50")
-    return {key: result[key] for key in kept}, _matched(nuclei, fold.test_truth)
+    return {key: result[key] for key in kept}, _matched(found, fold.test_truth)
+
+
+def tasks(fold: Fold):
+    """The fold's training tasks (the cells task learns its reconstruction from every channel)."""
+    return tasks_for(fold.task, fold.n_channels, fold.nuclear_channel or 0)
 
 
 def refine(store: ModelStore, path: Path, model: ImPartialModel, fold: Fold, scribbles: Sequence[np.ndarray],
            seed: int) -> Tuple[ImPartialModel, float]:
     """Fine-tune ``model`` on every stroke so far as the editor's Save does; the model and seconds taken."""
-    request = TrainingRequest(fold.images, [s.copy() for s in scribbles], tasks_for("nuclei", 1), NetworkConfig(1),
+    request = TrainingRequest(fold.images, [s.copy() for s in scribbles], tasks(fold), NetworkConfig(fold.n_channels),
                               TrainingConfig(device="cpu", seed=seed), None, ())
     start = time.perf_counter()
     refined = store.refine(path, request, start_from=model).model
@@ -175,7 +241,7 @@ def refine(store: ModelStore, path: Path, model: ImPartialModel, fold: Fold, scr
 def run_strategy(strategy: str, base: ImPartialModel, base_matched: set, fold: Fold, seed: int, args,
                  folder: Path) -> List[dict]:
     """The rounds of one annotator from the base model: one dict of measurements per round."""
-    rng = np.random.default_rng([seed, fold.held_out])
+    rng = np.random.default_rng([seed, fold.number])
     store = ModelStore(max_models=2)
     scribbles = [s.copy() for s in fold.scribbles]
     model, matched, rounds = base, base_matched, []
@@ -204,17 +270,16 @@ def run_strategy(strategy: str, base: ImPartialModel, base_matched: set, fold: F
     return rounds
 
 
-def run_fold(mibi, held_out: int, seed: int, args) -> dict:
-    """Base training and both annotators for one held-out image and seed."""
-    fold = make_fold(mibi, held_out)
-    print(f"held-out image {held_out}, seed {seed}: training on images {fold.train_ids}", flush=True)
+def run_fold(fold: Fold, seed: int, args) -> dict:
+    """Base training and every annotator for one held-out image and seed."""
+    print(f"held-out image {fold.held_out}, seed {seed}: training on images {fold.train_ids}", flush=True)
     config = TrainingConfig(time_budget_s=args.base_budget, device="cpu", seed=seed)
     start = time.perf_counter()
-    base = ImPartialModel.train(fold.images, fold.scribbles, tasks_for("nuclei", 1), NetworkConfig(1), config)
+    base = ImPartialModel.train(fold.images, fold.scribbles, tasks(fold), NetworkConfig(fold.n_channels), config)
     base_s = time.perf_counter() - start
     base_scores, base_matched = score(base, fold)
     print(f"  base: {base_s:.1f} s, F1@0.5 {base_scores['f1_iou50']:.3f}, mDICE {base_scores['mdice']:.3f}", flush=True)
-    run = {"held_out": held_out, "seed": seed, "train_ids": list(fold.train_ids),
+    run = {"held_out": fold.held_out, "seed": seed, "train_ids": list(fold.train_ids),
            "base": {"train_s": base_s, "iterations": base.training_summary.get("iterations"), **base_scores},
            "strategies": {}}
     with tempfile.TemporaryDirectory() as folder:
@@ -222,7 +287,7 @@ def run_fold(mibi, held_out: int, seed: int, args) -> dict:
             rounds = run_strategy(strategy, base, base_matched, fold, seed, args, Path(folder))
             elapsed = base_s
             for entry in rounds:
-                assert all(b["image"] != held_out for b in entry["boxes"]), "a box on the held-out image"
+                assert all(b["image"] != fold.held_out for b in entry["boxes"]), "a box on the held-out image"
                 elapsed += entry["placement_s"] + entry["fine_tune_s"]
                 entry["cumulative_s"] = elapsed
             run["strategies"][strategy] = rounds
@@ -278,7 +343,7 @@ TABLE_HEADER = ["strategy", "round", "boxes (split)", "pixels added (split)", "F
 
 def summary_rows(runs: Sequence[dict], rounds: int) -> List[List[str]]:
     """The table's rows: the base model, then each strategy's rounds (means over runs)."""
-    rows = [_row(curves(runs, STRATEGIES[0]), 0, "base (n100)")]
+    rows = [_row(curves(runs, STRATEGIES[0]), 0, "base")]
     for strategy in STRATEGIES:
         c = curves(runs, strategy)
         rows += [_row(c, r, strategy) for r in range(1, rounds + 1)]
@@ -295,7 +360,7 @@ def fold_rows(runs: Sequence[dict]) -> List[List[str]]:
     return rows
 
 
-def plot(runs: Sequence[dict], path: Path) -> None:
+def plot(runs: Sequence[dict], path: Path, title: str) -> None:
     """F1@0.5 and mDICE against boxes drawn and against cumulative compute time, guided vs random."""
     import matplotlib
 
@@ -317,7 +382,7 @@ def plot(runs: Sequence[dict], path: Path) -> None:
                 axis.set_ylabel(f"{name}, held-out image")
                 axis.grid(alpha=0.3)
     axes[0, 0].legend()
-    figure.suptitle(f"Guided vs random boxes, MIBI nuclei, mean of {len(runs)} run(s) (held-out images x seeds)")
+    figure.suptitle(f"Guided vs random boxes, {title}, mean of {len(runs)} run(s) (held-out images x seeds)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -325,60 +390,81 @@ def plot(runs: Sequence[dict], path: Path) -> None:
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--folds", type=int, nargs="+", choices=MIBI_IDS, default=None,
-                        help="the held-out images (default: all four; with --quick, image 7)")
+    parser.add_argument("--part", choices=sorted(PARTS), default="mibi",
+                        help="mibi: nuclei from the n100 scribbles (default); mp6843: whole cells from "
+                             f"{START_CELLS} scribbled cells")
+    parser.add_argument("--folds", nargs="+", default=None,
+                        help="the held-out images (default: all four; with --quick, one): MIBI image numbers "
+                             f"{', '.join(PARTS['mibi'].folds)} or MP6843 fields {', '.join(FIELDS)}")
     parser.add_argument("--seeds", type=int, default=1, help="base trainings per fold (seeds 0..N-1)")
     parser.add_argument("--boxes", type=int, default=20, help="boxes per round")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of boxes and fine-tuning")
     parser.add_argument("--base-budget", type=float, default=None,
                         help=f"seconds of the base training (default {TrainingConfig.time_budget_s:.0f}, the "
                              f"module's default; with --quick {QUICK_BASE_BUDGET_S:.0f})")
-    parser.add_argument("--quick", action="store_true", help="smoke version: short base training, held-out image 7")
+    parser.add_argument("--quick", action="store_true", help="smoke version: short base training, one held-out image")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.boxes < 1 or args.rounds < 1:
         parser.error("--seeds, --boxes and --rounds must be at least 1")
+    part = PARTS[args.part]
     if args.base_budget is None:
         args.base_budget = QUICK_BASE_BUDGET_S if args.quick else TrainingConfig.time_budget_s
     if args.folds is None:
-        args.folds = list(QUICK_FOLDS if args.quick else MIBI_IDS)
+        args.folds = [part.quick_fold] if args.quick else list(part.folds)
+    unknown = [f for f in args.folds if f not in part.folds]
+    if unknown:
+        parser.error(f"--folds {' '.join(unknown)}: not a held-out image of --part {args.part} "
+                     f"({', '.join(part.folds)})")
     return args
+
+
+def fold_maker(args):
+    """``make(held_out, seed) -> Fold`` for the part ``args.part`` (its data read once)."""
+    if args.part == "mibi":
+        mibi = load_mibi(args.data)
+        return lambda held_out, seed: make_fold(mibi, int(held_out))
+    from benchmarks.mp6843 import load_mp6843, mp6843_folder
+
+    fields = load_mp6843(str(mp6843_folder(None, args.data)))
+    return lambda held_out, seed: make_cell_fold(fields, held_out, seed, START_CELLS)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    part = PARTS[args.part]
     out = results_folder(args.out, args.quick)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     command = "python -m benchmarks.interactive " + " ".join(argv if argv is not None else sys.argv[1:])
-    mibi = load_mibi(args.data)
+    make = fold_maker(args)
     start = time.perf_counter()
-    runs = [run_fold(mibi, held_out, seed, args) for held_out in args.folds for seed in range(args.seeds)]
+    runs = [run_fold(make(held_out, seed), seed, args) for held_out in args.folds for seed in range(args.seeds)]
     total_s = time.perf_counter() - start
     machine = machine_description()
-    settings = {"folds": args.folds, "seeds": args.seeds, "boxes": args.boxes, "rounds": args.rounds, "box_px": BOX,
-                "ring_px": RING, "base_budget_s": args.base_budget, "refine_budget_s": REFINE_BUDGET_S}
+    settings = {"part": args.part, "folds": args.folds, "seeds": args.seeds, "boxes": args.boxes, "rounds": args.rounds,
+                "box_px": BOX, "ring_px": RING, "base_budget_s": args.base_budget, "refine_budget_s": REFINE_BUDGET_S}
     results = {"machine": machine, "command": command.strip(), "revision": git_revision(),
                "date": datetime.datetime.now().isoformat(timespec="seconds"), "settings": settings,
                "total_s": total_s, "runs": runs}
-    text = (f"## Interactive loop: guided vs random boxes, MIBI nuclei, leave one image out\n\n"
+    text = (f"## Interactive loop: guided vs random boxes, {part.title}, leave one image out\n\n"
             f"`{command.strip()}` ({datetime.date.today().isoformat()}, commit {git_revision()}, "
             f"{total_s / 60:.1f} min; {machine})\n\n"
             f"Held-out images {', '.join(map(str, args.folds))}, {args.seeds} seed(s): means over "
-            f"{len(runs)} run(s) (± sample std). Base: {args.base_budget:.0f}-s training on the n100 scribbles of "
+            f"{len(runs)} run(s) (± sample std). Base: {args.base_budget:.0f}-s training on {part.start} of "
             f"the other three images. Each round: {args.boxes} boxes of {BOX} x {BOX} px on the training images, "
             f"then a fine-tune of at most {REFINE_BUDGET_S:.0f} s. Boxes (split): boxes of the round (those "
             f"suggested as split places). Pixels added (split): stroke pixels of the round (split strokes, which cut "
             f"the training images' objects but do not train the network). False pos. / neg.: held-out objects at "
-            f"IoU 0.5. Matches lost / gained: true nuclei of the held-out image matched at IoU >= 0.5 before the "
+            f"IoU 0.5. Matches lost / gained: true objects of the held-out image matched at IoU >= 0.5 before the "
             f"round and not after / after and not before. Cumulative s: base training + box placement + "
             f"fine-tunes.\n\n"
             + markdown_table(TABLE_HEADER, summary_rows(runs, args.rounds))
             + "\n\nF1@0.5 per run, base -> each round:\n\n"
             + markdown_table(["held-out image", "seed", "strategy", "F1@0.5"], fold_rows(runs)))
     print(text)
-    write_results(out, "interactive", text, results)
-    plot(runs, Path(out) / "interactive.png")
+    write_results(out, part.results, text, results)
+    plot(runs, Path(out) / f"{part.results}.png", part.title)
     return results
 
 

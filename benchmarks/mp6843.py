@@ -54,23 +54,29 @@ def simulate_cell_scribbles(truths: Sequence[np.ndarray], budget: int, seed: int
 
     ``scribbles.simulate_scribbles`` picks the cells (32-px boxes, about ``budget`` cells over all
     fields) and draws their skeletons as cytoplasm and the boxes' outlines and a ring around the
-    cells as background; each scribbled cell also gets its contour ``inner_margin`` px inside its
-    border (as ``scribbles_from_instances`` draws for a traced cell).
+    cells as background; each scribbled cell also gets its contour (:func:`with_cell_contours`).
     """
     from impartial_core.scribbles import CYTOPLASM
-    from impartial_core.scribbles.objects import scribbles_from_instances
     from impartial_core.scribbles.simulation import simulate_scribbles
 
-    out = []
-    for truth, scribbles in zip(truths, simulate_scribbles(truths, budget, seed, foreground_value=CYTOPLASM)):
-        chosen = np.unique(truth[scribbles == CYTOPLASM])
-        chosen = chosen[chosen > 0]
-        contour = scribbles_from_instances(np.where(np.isin(truth, chosen), truth, 0), task="cells",
-                                           inner_margin=inner_margin, outer_ring=0)
-        scribbles = scribbles.copy()
-        scribbles[contour == CYTOPLASM] = CYTOPLASM
-        out.append(scribbles)
-    return out
+    return [with_cell_contours(truth, scribbles, inner_margin)
+            for truth, scribbles in zip(truths, simulate_scribbles(truths, budget, seed, foreground_value=CYTOPLASM))]
+
+
+def with_cell_contours(truth: np.ndarray, scribbles: np.ndarray, inner_margin: int = 3) -> np.ndarray:
+    """``scribbles`` plus, for every true cell its cytoplasm strokes touch, its contour ``inner_margin``
+    px inside its border as cytoplasm (as ``scribbles_from_instances`` draws for a traced cell), on
+    pixels not scribbled yet."""
+    from impartial_core.scribbles import CYTOPLASM
+    from impartial_core.scribbles.objects import scribbles_from_instances
+
+    chosen = np.unique(truth[scribbles == CYTOPLASM])
+    chosen = chosen[chosen > 0]
+    contour = scribbles_from_instances(np.where(np.isin(truth, chosen), truth, 0), task="cells",
+                                       inner_margin=inner_margin, outer_ring=0)
+    scribbles = scribbles.copy()
+    scribbles[(contour == CYTOPLASM) & (scribbles == 0)] = CYTOPLASM
+    return scribbles
 
 
 def folds(fields: Sequence[Field]) -> List[Tuple[List[Field], Field]]:

@@ -6,6 +6,9 @@
   and the uncertainty map (the model of `bash scripts/run_example.sh`, or one trained here for 60 s).
 - docs/scribble_routes.png: the ways scribbles get made: a Fiji ROI zip of traced cells, a paint
   image (RGB), and a label image with other values, each next to the scribbles it becomes.
+- docs/vectra_cells.png (with ``--vectra-maps MAPS.npz``, the held-out cell probabilities that
+  ``experiments/vectra_cells.py --maps DIR`` saves): where ImPartial's Vectra cells lose to
+  CellProfiler's, on a window of each held-out image.
 """
 from __future__ import annotations
 
@@ -117,12 +120,64 @@ def routes_figure(out: Path) -> None:
     save_panels(panels, out, "gray", height=4.6, dpi=70)
 
 
+#: The window of each held-out Vectra image the figure shows (row, col of its top-left corner).
+VECTRA_WINDOWS = {1: (100, 100), 2: (200, 100)}
+VECTRA_SIDE = 180
+
+
+def vectra_figure(maps_path: Path, out: Path) -> None:
+    """Per held-out Vectra image: traced cells; ImPartial's cells and seed nuclei; CellProfiler's;
+    ImPartial's cell probability (model trained on the other image). mDICE of the whole image."""
+    from benchmarks.accuracy import score_traced
+    from benchmarks.baselines import identify_cells
+    from benchmarks.data import load_vectra
+    from impartial_core.instances import segment
+
+    maps = np.load(maps_path)
+    fig, axes = plt.subplots(2, 4, figsize=(16, 9))
+    for row, v in zip(axes, load_vectra()):
+        probability, threshold = maps[f"p{v.id}"], float(maps[f"t{v.id}"])
+        ours = segment({"cells": probability}, {"cells": threshold}, image=v.image, nuclear_channel=1)
+        cp_nuclei, cp_cells = identify_cells(v.image)
+        top, left = VECTRA_WINDOWS[v.id]
+        window = (slice(top, top + VECTRA_SIDE), slice(left, left + VECTRA_SIDE))
+        composite = np.dstack([grey(v.image[0])[..., 0], 0.3 * grey(v.image[0])[..., 0], grey(v.image[1])[..., 0]])[window]
+
+        def outlined(*layers):
+            rgb = composite.copy()
+            for labels, colour in layers:
+                rgb[find_boundaries(labels[window], mode="inner")] = colour
+            return rgb
+
+        traced = (v.traced, (1.0, 1.0, 0.0))
+        panels = [
+            (outlined(traced), f"Vectra image {v.id} (PanCK red, DAPI blue):\n{int(v.traced.max())} traced cells (yellow)"),
+            (outlined((ours.cells, (0.2, 1.0, 0.2)), (ours.nuclei, (0.0, 1.0, 1.0)), traced),
+             f"ImPartial cells (green), seed nuclei (cyan)\nmDICE {score_traced(ours.cells, v.traced)['mdice']:.3f}"),
+            (outlined((cp_cells, (1.0, 0.0, 1.0)), (cp_nuclei, (0.0, 1.0, 1.0)), traced),
+             f"CellProfiler cells (magenta), nuclei (cyan)\nmDICE {score_traced(cp_cells, v.traced)['mdice']:.3f}"),
+            (probability[window], f"ImPartial cell probability\n(trained on image {3 - v.id}'s traces)"),
+        ]
+        for ax, (panel, title) in zip(row, panels):
+            ax.imshow(panel, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=10)
+            ax.axis("off")
+    fig.tight_layout(h_pad=2.0)
+    fig.savefig(out, dpi=70)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "out" / "example" / "impartial_model.safetensors")
+    parser.add_argument("--vectra-maps", type=Path, default=None,
+                        help="held-out Vectra cell probabilities (experiments/vectra_cells.py --maps DIR writes "
+                             "DIR/vectra_cells_default_seed0.npz): also draw docs/vectra_cells.png")
     args = parser.parse_args()
     results_figure(args.model, REPO / "docs" / "results_mibi.png")
     routes_figure(REPO / "docs" / "scribble_routes.png")
+    if args.vectra_maps:
+        vectra_figure(args.vectra_maps, REPO / "docs" / "vectra_cells.png")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Vectra whole cells from saved cell probabilities: nuclear-stain seeds against the cells-only split.
 
     python experiments/vectra_cells.py --seeds 0 --maps /tmp/vectra_maps   # trains, saves the maps
-    python experiments/vectra_seeds.py /tmp/vectra_maps/vectra_cells_default_seed0.npz
+    python experiments/vectra_seeds.py /tmp/vectra_maps/vectra_cells_default_seed0.npz [--mp6843 DIR]
 
 Scores the traced cells (benchmarks.accuracy.score_traced) under: the old distance split, the
 valley split (no nuclear stain), cells grown from DAPI nuclei (``instances.segment`` with the
@@ -9,7 +9,12 @@ nuclear channel) and variants of it: nuclei from CellProfiler's IdentifyPrimaryO
 the parts of the cell mask no nucleus reaches kept as cells of their own; and what was tried
 against the local-contrast seeds: the earlier global Otsu seeds, dropping seeds outside the cell
 mask, the mask intersected with an Otsu mask of the image, other thresholds, a lower split depth,
-and placeholder seeds in parts of the mask a probability valley separates from every nucleus.
+placeholder seeds in parts of the mask a probability valley separates from every nucleus, and
+CellProfiler's own cell mask (PanCK + DAPI above Li's threshold) instead of, or joined to, the
+cell probability's. Per image it prints the median areas of traced cells, nuclei and cells, and
+the traced cells by how their best predicted cell fails (too big, too small) and how many
+nuclei lie in them. ``--mp6843 DIR`` scores the cell masks on the MP6843 folds too (their maps
+saved in DIR on the first run: four default trainings, 3 minutes each).
 """
 import sys
 from pathlib import Path
@@ -18,7 +23,7 @@ import dataclasses
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.filters import gaussian, threshold_otsu
+from skimage.filters import gaussian, threshold_li, threshold_otsu
 from skimage.segmentation import relabel_sequential
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +33,7 @@ from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
+from impartial_core.nuclear_stain import local_contrast, nuclear_radius  # noqa: E402
 
 
 def with_unseeded(cells: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
@@ -75,10 +81,102 @@ def image_mask(image: np.ndarray) -> np.ndarray:
     return brightest > threshold_otsu(brightest)
 
 
+def capped(seeds: np.ndarray, p: np.ndarray, t: float, radii: float, radius: float) -> np.ndarray:
+    """Cells grown as ``grown`` does, no pixel farther than ``radii`` nuclear radii from a seed."""
+    near = ndi.distance_transform_edt(seeds == 0) <= radii * radius
+    return grown(seeds, p, (p > t) & near)
+
+
+def over(seeds: np.ndarray, p: np.ndarray, t: float, landscape: np.ndarray, regularization: float) -> np.ndarray:
+    """Cells propagated within ``p > t`` over another ``landscape`` or with another ``regularization``."""
+    cells = instances.propagate(seeds, p > t, landscape, regularization)
+    cells[seeds > 0] = seeds[seeds > 0]
+    return instances._remove_small(instances._fill_holes_per_object(cells), 20)
+
+
+def contrast_nuclei(channel: np.ndarray, factor: float = 1.0, smooth_radii: float = 0.0, depth: float = 0.2) -> np.ndarray:
+    """Local-contrast nuclei at ``factor`` times Otsu's threshold; with ``smooth_radii``, touching
+    nuclei are cut at maxima ``depth`` deep of the contrast smoothed at that many nuclear radii."""
+    normalised = normalize(channel[None])[0]
+    radius = nuclear_radius(normalised)
+    contrast = local_contrast(gaussian(normalised, sigma=1.0), radius)
+    otsu = float(threshold_otsu(contrast))
+    config = InstanceConfig()
+    if not smooth_radii:
+        return instances.nuclei_from_probability(contrast, factor * otsu, config)
+    mask = contrast > factor * otsu
+    smooth = ndi.gaussian_filter(contrast, smooth_radii * radius) / otsu
+    return instances._clean_up(instances.split_at_valleys(smooth, mask, depth), config, config.min_size)
+
+
+def sum_image_mask(image: np.ndarray) -> np.ndarray:
+    """CellProfiler's cell mask in the benchmark: PanCK + DAPI (each scaled to [0, 1]) above Li's threshold."""
+    def scaled(a):
+        return (a - a.min()) / (np.ptp(a) or 1.0)
+
+    both = scaled(scaled(image[0]) + scaled(image[1]))
+    return both > threshold_li(both)
+
+
+def failure_classes(cells: np.ndarray, seeds: np.ndarray, traced: np.ndarray) -> str:
+    """Traced cells by how their best-overlapping predicted cell fails at IoU 0.5 (too big, too
+    small, none), split by how many seeds (nuclei) lie in the traced cell."""
+    counts = {}
+    for number in np.unique(traced)[1:]:
+        inside = traced == number
+        n_seeds = min(len(np.unique(seeds[inside & (seeds > 0)])), 2)
+        found, overlap = np.unique(cells[inside & (cells > 0)], return_counts=True)
+        if found.size == 0:
+            kind = "none"
+        else:
+            best = found[np.argmax(overlap)]
+            area, shared = int((cells == best).sum()), int(overlap.max())
+            iou = shared / (inside.sum() + area - shared)
+            kind = "match" if iou >= 0.5 else ("too big" if area > inside.sum() else "too small")
+        counts[(n_seeds, kind)] = counts.get((n_seeds, kind), 0) + 1
+    return "; ".join(f"{label} seed(s): " + ", ".join(f"{kind} {counts.get((n, kind), 0)}"
+                                                     for kind in ("match", "too big", "too small", "none"))
+                     for n, label in ((0, "0"), (1, "1"), (2, "2+")))
+
+
+def mp6843_masks(folder: Path) -> None:
+    """Cells grown from the DAPI seeds within the cell probability's mask or CellProfiler's image
+    mask, on each held-out MP6843 field (default 3-minute models, seed 0, saved in ``folder``)."""
+    from benchmarks.accuracy import training_config
+    from benchmarks.mp6843 import NUCLEAR_CHANNEL, folds, load_mp6843, train_fold
+    from impartial_core.metrics import evaluate_image
+
+    path = folder / "mp6843_maps.npz"
+    fields = load_mp6843()
+    if not path.exists():
+        maps = {}
+        for train, test in folds(fields):
+            model = train_fold(train, 0, training_config(0, False))
+            maps[f"p{test.id}"] = model.predict(test.image)["cells"].foreground_probability
+            maps[f"t{test.id}"] = np.float64(model.thresholds["cells"])
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **maps)
+    data = np.load(path)
+    scores = {"cell probability's mask": [], "CellProfiler's image mask": []}
+    for field in fields:
+        p, t = data[f"p{field.id}"], float(data[f"t{field.id}"])
+        stain = instances.nuclei_from_channel(field.image[NUCLEAR_CHANNEL], InstanceConfig())
+        for name, mask in zip(scores, (p > t, sum_image_mask(field.image))):
+            scores[name].append(evaluate_image(None, grown(stain, p, mask), field.truth))
+    print("MP6843, DAPI seeds grown within    F1@0.5  mDICE")
+    for name, results in scores.items():
+        print(f"  {name:32} {np.mean([r['f1_iou50'] for r in results]):.3f}  {np.mean([r['mdice'] for r in results]):.3f}")
+
+
 def main() -> None:
+    arguments = sys.argv[1:]
+    if "--mp6843" in arguments:
+        at = arguments.index("--mp6843")
+        mp6843_masks(Path(arguments[at + 1]))
+        arguments = arguments[:at] + arguments[at + 2:]
     vectra = {v.id: v for v in load_vectra()}
     rows = {}
-    for path in sys.argv[1:]:
+    for path in arguments:
         data = np.load(path)
         for key in (k for k in data.files if k.startswith("p")):
             test_id = int(key[1:])
@@ -109,10 +207,32 @@ def main() -> None:
             })
             for threshold in (0.3, 0.5, 0.7):
                 variants[f"local-contrast seeds, threshold {threshold}"] = grown(stain, p, p > threshold)
+            radius = nuclear_radius(normalize(v.image[1][None])[0])
+            panck = np.clip(ndi.gaussian_filter(normalize(v.image[0][None])[0], 1.0), 0, 1)
+            variants.update({
+                "local-contrast seeds, cells capped at 2 radii": capped(stain, p, t, 2, radius),
+                "local-contrast seeds, cells capped at 4 radii": capped(stain, p, t, 4, radius),
+                "local-contrast seeds, propagated over PanCK": over(stain, p, t, panck, 0.05),
+                "local-contrast seeds, over (p + PanCK) / 2": over(stain, p, t, (p + panck) / 2, 0.05),
+                "local-contrast seeds, regularisation 0.01": over(stain, p, t, p, 0.01),
+                "local-contrast seeds, regularisation 0.2": over(stain, p, t, p, 0.2),
+                "seeds at 1.25 x Otsu": grown(contrast_nuclei(v.image[1], 1.25), p, p > t),
+                "seeds cut at smoothed-contrast maxima": grown(contrast_nuclei(v.image[1], smooth_radii=0.25), p, p > t),
+            })
+            image_cells = sum_image_mask(v.image)
+            variants.update({
+                "local-contrast seeds, CellProfiler's image mask": grown(stain, p, image_cells),
+                "local-contrast seeds, mask | CellProfiler's": grown(stain, p, (p > t) | image_cells),
+            })
             found = stain
             print(f"image {test_id}: {found.max()} DAPI nuclei, {cp_nuclei.max()} CP nuclei, {len(np.unique(v.traced)) - 1} traced; "
                   f"traced cells holding a DAPI nucleus: "
                   f"{np.mean([np.any(found[v.traced == i] > 0) for i in np.unique(v.traced)[1:]]):.2f}")
+            median = lambda labels: float(np.median(np.bincount(labels.ravel())[1:]))  # noqa: E731
+            print(f"  median areas (px): traced cells {median(v.traced):.0f}, DAPI nuclei {median(stain):.0f}, "
+                  f"CP nuclei {median(cp_nuclei):.0f}, ImPartial cells {median(seeded.cells):.0f}, CP cells {median(cp_cells):.0f}")
+            print(f"  ImPartial, traced cells by failure and nuclei in them: {failure_classes(seeded.cells, stain, v.traced)}")
+            print(f"  CellProfiler: {failure_classes(cp_cells, cp_nuclei, v.traced)}")
             for name, cells in variants.items():
                 score = score_traced(cells, v.traced)
                 score["covered"] = float((cells[v.traced > 0] > 0).mean())

@@ -223,19 +223,21 @@ def suggest_for_model(model, images: Sequence[np.ndarray], count: int,
     """Places to scribble next in ``images`` (channels first), for a trained model.
 
     The nuclei task's uncertainty and nuclei are used when the model has that task; otherwise the
-    cell task's and its cells, seeded by the nuclei of ``nuclear_channel`` when given (as
-    ``model.segment`` makes them for the user). The objects are made with the default instance
-    settings, cut by the split strokes already among ``scribbles``: an object a stroke has divided
-    is not suggested again.
+    cell task's and its cells. Cells seeded by the nuclei of ``nuclear_channel`` (as
+    ``model.segment`` makes them for the user) merge only where their nuclei did: an irregular
+    cell's outline says nothing of a merge, so merged places are looked for among those nuclei
+    (numbered as their cells). The objects are made with the default instance settings, cut by the
+    split strokes already among ``scribbles``: an object a stroke has divided is not suggested again.
     """
     drawn = list(scribbles) if scribbles is not None else [None] * len(images)
     uncertainty, objects = [], []
     for image, strokes in zip(images, drawn):
         maps = model.predict(image, flips=flips, device=device)
         task = "nuclei" if "nuclei" in maps else "cells"
+        seeded = task == "cells" and nuclear_channel is not None
         uncertainty.append(maps[task].uncertainty)
         split = None if strokes is None else np.asarray(strokes) == SPLIT_STROKE
-        found = model.segment(maps, image=image, nuclear_channel=nuclear_channel if task == "cells" else None,
+        found = model.segment(maps, image=image, nuclear_channel=nuclear_channel if seeded else None,
                               split_strokes=split)
-        objects.append(getattr(found, task))
+        objects.append(found.nuclei if seeded else getattr(found, task))
     return suggest(uncertainty, objects, count, scribbles=scribbles, window=window)
