@@ -334,7 +334,7 @@ def vectra_table(vec: Dict) -> str:
               "cells are scored. mDICE / mIOU: for every traced cell, the predicted cell that overlaps it most "
               "(0 when none); recall: share of traced cells matched one-to-one at IoU >= 0.5. Predicted cells "
               "elsewhere are not counted, so precision is not measured. Scribbles for training: skeleton + contour "
-              "3 px inside each traced cell (cell), 2-px ring outside (background).")
+              "3 px inside each traced cell (cell), 2-px ring outside where the image is dark (background).")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class VectraImage:
     image: np.ndarray        # (2, H, W) float32 raw: channel 0 PanCK, channel 1 DAPI
     traced: np.ndarray       # instance labels of the traced cells (partial annotation)
     n_rois: int
-    scribbles: np.ndarray    # cell-task scribbles made from the traces (3 inside, 1 ring outside)
+    scribbles: np.ndarray    # cell-task scribbles made from the traces (3 inside, 1 ring outside where dark)
 
 
 def load_vectra(directory: Optional[str] = None) -> List[VectraImage]:
@@ -99,7 +99,7 @@ def load_vectra(directory: Optional[str] = None) -> List[VectraImage]:
         image = tifffile.imread(d / f"image{i}.tif").astype(np.float32)
         rois = read_imagej_rois(d / f"image{i}_cells.roi.zip")
         traced = rasterize_rois(rois, image.shape[1:])
-        out.append(VectraImage(i, image, traced, len(rois), scribbles_from_instances(traced, task="cells")))
+        out.append(VectraImage(i, image, traced, len(rois), scribbles_from_instances(traced, task="cells", image=image)))
     return out
 
 

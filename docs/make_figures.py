@@ -93,7 +93,7 @@ def routes_figure(out: Path) -> None:
     vectra = tifffile.imread(DATA / "vectra_2ch" / "image1.tif")
     rois = read_imagej_rois(DATA / "vectra_2ch" / "image1_cells.roi.zip")
     traced = rasterize_rois(rois, vectra.shape[1:])
-    from_rois = scribbles_from_instances(traced, task="cells")
+    from_rois = scribbles_from_instances(traced, task="cells", image=vectra)
     composite = grey(vectra[1]) * 0.6
     composite[..., 0] += 0.4 * grey(vectra[0])[..., 0]
     traced_view = composite.copy()
@@ -111,7 +111,7 @@ def routes_figure(out: Path) -> None:
 
     panels = [
         (traced_view, "Fiji ROI Manager zip: traced cells\n(Vectra image 1, PanCK red, DAPI grey)"),
-        (with_scribbles(vectra[1], from_rois), "--from-rois: skeleton + inner contour = cell (green),\nring outside = background (blue)"),
+        (with_scribbles(vectra[1], from_rois), "--from-rois: skeleton + inner contour = cell (green),\nring outside where dark = background (blue)"),
         (painted, "paint program (RGB): red nucleus,\nblue background, green cytoplasm"),
         (with_scribbles(mibi, from_rgb), "--from-rgb: the same strokes as\nscribble values 2 (nucleus), 1 (background)"),
         (napari_like * 25, "napari Labels layer saved as TIFF\n(values 7 and 9)"),

@@ -1,7 +1,7 @@
 """Why do ImPartial's Vectra cells lose to IdentifyPrimaryObjects + IdentifySecondaryObjects?
 
     python experiments/vectra_cells.py [--seeds 0] [--maps DIR] [--time-budget-s S]
-                                       [--variant default|no-ssl|dapi-prior|no-prior|dim-ring]
+                                       [--variant default|no-ssl|dapi-prior|no-prior|ring-everywhere]
 
 Trains the cells task on each Vectra image's traces (default settings, 3 minutes each on 2 CPU
 cores), keeps the other image's cell probability, then scores the traced cells under several
@@ -11,7 +11,8 @@ IdentifySecondaryObjects. ``--maps DIR`` (default out/vectra_maps) saves the map
 run and reuses them after.
 ``--variant`` trains otherwise: without the self-supervised loss, with the foreground-brighter
 prior on DAPI only (most traced cells are PanCK-negative), with no prior at all, or with the
-background ring kept only where the image is dim (``dim_ring``).
+traces' background ring drawn on bright pixels too (``ring-everywhere``: the converter's rule
+before it drew the ring only where the image is dark).
 """
 import argparse
 import dataclasses
@@ -19,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from skimage.filters import threshold_otsu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import baselines  # noqa: E402
@@ -28,8 +28,7 @@ from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core.config import InstanceConfig, TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.instances import cells_from_probability  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
-from impartial_core.normalization import normalize  # noqa: E402
-from impartial_core.scribbles import BACKGROUND  # noqa: E402
+from impartial_core.scribbles.objects import scribbles_from_instances  # noqa: E402
 
 
 VARIANTS = {
@@ -37,17 +36,8 @@ VARIANTS = {
     "no-ssl": ({"reconstruction_weight": 0.0}, None),
     "dapi-prior": ({}, (1,)),
     "no-prior": ({}, ()),
-    "dim-ring": ({}, None),
+    "ring-everywhere": ({}, None),
 }
-
-
-def dim_ring(image: np.ndarray, scribbles: np.ndarray) -> np.ndarray:
-    """The scribbles with background kept only where both channels are dim (summed normalised
-    intensity below its Otsu threshold): a user who scribbles background in the gaps only."""
-    total = normalize(image).sum(axis=0)
-    out = scribbles.copy()
-    out[(scribbles == BACKGROUND) & (total >= threshold_otsu(total))] = 0
-    return out
 
 
 def maps_for(seed: int, folder: Path, variant: str, time_budget_s: float) -> dict:
@@ -63,7 +53,8 @@ def maps_for(seed: int, folder: Path, variant: str, time_budget_s: float) -> dic
         tasks = tasks_for("cells", 2)
         if brighter is not None:
             tasks = tuple(dataclasses.replace(t, brighter_channels=brighter) for t in tasks)
-        scribbles = dim_ring(train.image, train.scribbles) if variant == "dim-ring" else train.scribbles
+        scribbles = (scribbles_from_instances(train.traced, task="cells") if variant == "ring-everywhere"
+                     else train.scribbles)
         model = ImPartialModel.train([train.image], [scribbles], tasks, config=TrainingConfig(seed=seed, time_budget_s=time_budget_s, **overrides))
         out[test.id] = (model.predict(test.image)["cells"].foreground_probability, model.thresholds["cells"])
         print(f"seed {seed}: trained on image {train.id} ({model.training_summary.get('iterations')} iterations), "

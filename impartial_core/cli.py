@@ -310,7 +310,8 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
     if args.from_rois:
         if not args.like:
             raise CliError("--from-rois needs --like IMAGE (the image the ROIs were drawn on, for its size)")
-        shape = as_channels_first(read_image(args.like), source=args.like).shape[1:]
+        like = as_channels_first(read_image(args.like), source=args.like)
+        shape = like.shape[1:]
         rois = read_imagej_rois(args.from_rois)
         outside, crossing = rois_beyond(rois, shape)
         if outside:
@@ -318,7 +319,7 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
                            f"--like {args.like} ({shape[1]}x{shape[0]} pixels); was it the image they were drawn on?")
         if crossing:
             print(f"note: {len(crossing)} ROI(s) (e.g. {crossing[0]!r}) cross the image edge and are cut there", file=sys.stderr)
-        result = scribbles_from_rois(rois, shape, task=args.objects or "cells")
+        result = scribbles_from_rois(rois, shape, task=args.objects or "cells", image=None if args.ring_everywhere else like)
     elif args.from_rgb:
         result = scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
         if not result.any():
@@ -333,7 +334,14 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
         if not args.objects:
             # No default: inside a nucleus is 2, inside a cell 3, which the nuclei task learns as "not nucleus".
             raise CliError("--from-instances needs --objects nuclei or --objects cells: what the label image outlines")
-        result = scribbles_from_instances(read_image(args.from_instances), task=args.objects, source=args.from_instances)
+        instances = read_image(args.from_instances)
+        like = None
+        if args.like and not args.ring_everywhere:
+            like = as_channels_first(read_image(args.like), source=args.like)
+            if like.shape[1:] != instances.shape[-2:]:
+                raise CliError(f"--like {args.like} is {like.shape[2]}x{like.shape[1]} pixels and {args.from_instances} "
+                               f"{instances.shape[-1]}x{instances.shape[-2]}; give the image the objects were traced on")
+        result = scribbles_from_instances(instances, task=args.objects, source=args.from_instances, image=like)
     else:
         raise CliError("say where the scribbles come from: --from-rois, --from-rgb, --from-labels, --from-instances or --simulate")
     if result.ndim != 2:
@@ -490,7 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-labels", metavar="IMAGE", help="label image with other values (needs --remap)")
     src.add_argument("--from-instances", metavar="IMAGE", help="instance mask of whole objects (e.g. a napari Labels layer)")
     src.add_argument("--simulate", nargs="+", metavar="TRUTH", help="simulate the paper's scribbles from ground-truth masks")
-    p.add_argument("--like", help="the image the ROIs belong to (gives the size)")
+    p.add_argument("--like", help="the image the objects were traced on: its size, and where it is dark (the "
+                                  "background ring around traced objects is drawn only there)")
+    p.add_argument("--ring-everywhere", action="store_true",
+                   help="draw the background ring around traced objects on bright pixels too")
     p.add_argument("--objects", choices=("nuclei", "cells"),
                    help="what the traced objects are: nuclei (inside written as 2, nucleus) or cells (3, cytoplasm); "
                         "required with --from-instances, default cells with --from-rois")

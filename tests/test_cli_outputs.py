@@ -175,6 +175,25 @@ def test_scribbles_from_instances_need_to_be_told_what_the_objects_are(tmp_path,
     assert set(np.unique(tifffile.imread(tmp_path / "s.tif"))) == {0, 1, 2}
 
 
+def test_scribbles_from_instances_ring_only_where_the_like_image_is_dark(tmp_path, capsys):
+    labels = np.zeros((32, 40), np.uint16)
+    labels[8:24, 4:18] = 1
+    image = np.zeros((32, 40), np.float32)
+    image[8:24, 4:34] = 1.0            # the traced object and an untraced bright one beside it
+    tifffile.imwrite(tmp_path / "cells.tif", labels)
+    tifffile.imwrite(tmp_path / "image.tif", image)
+    common = ["scribbles", "--from-instances", tmp_path / "cells.tif", "--objects", "cells"]
+    assert _run(capsys, *common, "--like", tmp_path / "image.tif", "--out", tmp_path / "dark.tif")[0] == 0
+    assert _run(capsys, *common, "--like", tmp_path / "image.tif", "--ring-everywhere", "--out",
+                tmp_path / "all.tif")[0] == 0
+    dark, everywhere = tifffile.imread(tmp_path / "dark.tif"), tifffile.imread(tmp_path / "all.tif")
+    assert (everywhere[10:22, 18] == 1).all() and not (dark[10:22, 18] == 1).any()
+    assert (dark[6, 6:16] == 1).all()
+    tifffile.imwrite(tmp_path / "small.tif", image[:16])
+    status, _, err = _run(capsys, *common, "--like", tmp_path / "small.tif", "--out", tmp_path / "x.tif")
+    assert status == 2 and "--like" in err and "40x16" in err and not (tmp_path / "x.tif").exists()
+
+
 # ---------------------------------------------------------------- train: early checks
 @pytest.fixture
 def no_training(monkeypatch):

@@ -349,6 +349,24 @@ def test_scribbles_from_instances_square():
         scribbles_from_instances(labels, task="tissue")
 
 
+def test_ring_drawn_only_where_the_image_is_dark():
+    """A traced cell beside an untraced bright one: with the image, no background on the neighbour."""
+    labels = np.zeros((30, 40), np.int32)
+    labels[8:22, 5:19] = 1                      # traced
+    image = np.zeros((2, 30, 40), np.float32)
+    image[0][labels > 0] = 1.0
+    image[1][8:22, 19:35] = 1.0                 # an untraced cell touching it (bright in channel 1)
+    image += np.random.default_rng(0).normal(0, 0.01, image.shape).astype(np.float32)
+    everywhere = scribbles_from_instances(labels, image=None)
+    dark_only = scribbles_from_instances(labels, image=image)
+    assert (everywhere[8:22, 19:21] == BACKGROUND).all()          # the ring on the neighbour
+    assert not (dark_only[8:22, 19:21] == BACKGROUND).any()       # dropped
+    assert (dark_only[6:8, 8:16] == BACKGROUND).all()             # kept above the cell, in the dark
+    assert (dark_only == CYTOPLASM).sum() == (everywhere == CYTOPLASM).sum()
+    with pytest.raises(ValueError, match="traced on"):
+        scribbles_from_instances(labels, image=image[:, :20])
+
+
 def test_scribbles_from_touching_instances_keeps_both():
     labels = np.zeros((20, 30), np.int32)
     labels[5:15, 3:14] = 1

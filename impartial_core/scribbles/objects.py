@@ -2,7 +2,9 @@
 
 As the Fiji ImPartial tool does, a traced object becomes foreground scribbles along its skeleton
 and an inner contour, and background scribbles in a thin ring outside it; the uncertain border
-stays unannotated.
+stays unannotated. Given the image, the ring is drawn only where the image is dark: in a partial
+tracing, the ring around a traced object often lies on an untraced neighbour, and background
+strokes on objects teach the network to drop them.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
+from ..normalization import as_channels_first, normalize
 from . import BACKGROUND, CYTOPLASM, NUCLEUS, as_integer_labels, foreground_value_for
 from .imagej_rois import Roi, rasterize_rois
 
@@ -86,6 +89,7 @@ def scribbles_from_instances(
     outer_ring: int = 2,
     foreground_value: Optional[int] = None,
     source: str = "instance_labels",
+    image: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Turn whole annotated objects (e.g. rasterised Fiji traces) into scribbles.
 
@@ -109,6 +113,12 @@ def scribbles_from_instances(
         is {2, 3}, so either value reads as "inside a cell" there. Caution: the nuclei task reads 3
         as "not nucleus", and a cell's skeleton often crosses its nucleus, so cell-trace scribbles
         should train the cell task only (or be combined with nucleus scribbles that override them).
+    image : ndarray, (H, W) or (C, H, W), optional
+        The image the objects were traced on. When given, ring pixels where it is bright
+        (:func:`dark_pixels`) stay unannotated. Measured on the Vectra traces (one model per
+        image, scored on the other's traced cells, seeded by DAPI; ``python -m
+        benchmarks.accuracy --parts vectra``): mDICE 0.536 -> 0.559, the tumour image 0.604 ->
+        0.648, against the ring drawn everywhere.
 
     Returns
     -------
@@ -141,13 +151,33 @@ def scribbles_from_instances(
 
     if outer_ring > 0:
         outside_distance = ndi.distance_transform_edt(~objects)
-        scribbles[(~objects) & (outside_distance <= outer_ring)] = BACKGROUND
+        ring = (~objects) & (outside_distance <= outer_ring)
+        if image is not None:
+            ring &= dark_pixels(image, labels.shape)
+        scribbles[ring] = BACKGROUND
     scribbles[foreground] = foreground_value
     return scribbles
 
 
 
-def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str = "cells") -> np.ndarray:
+def dark_pixels(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """Where an image is dark: its channels, normalised as for training and summed, below their
+    Otsu threshold (all pixels for a constant image). ``shape`` is the scribbles' (H, W)."""
+    from skimage.filters import threshold_otsu
+
+    channels = as_channels_first(np.asarray(image), source="image")
+    if channels.shape[1:] != tuple(shape):
+        raise ValueError(f"the image given for the objects' background ring is {channels.shape[2]}x"
+                         f"{channels.shape[1]} pixels and the objects {shape[1]}x{shape[0]}; give the image they "
+                         f"were traced on")
+    total = normalize(channels).sum(axis=0)
+    if not np.ptp(total) > 0:
+        return np.ones(total.shape, bool)
+    return total < threshold_otsu(total)
+
+
+def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str = "cells",
+                        image: Optional[np.ndarray] = None) -> np.ndarray:
     """Scribbles from Fiji ROIs: traced areas as whole objects, drawn lines and points as strokes.
 
     Areas (polygons, ovals, freehand, composites) outline whole objects and become scribbles as
@@ -155,9 +185,10 @@ def scribbles_from_rois(rois: Sequence[Roi], shape: Tuple[int, int], task: str =
     freeline or point is already a stroke inside an object: it is painted at its stroke width with
     the task's foreground value and gets no background ring (a ring around a line drawn inside a
     cell would call the cell around it background). Strokes are painted over the area scribbles.
+    Given the ``image`` the ROIs were drawn on, the ring is drawn only where it is dark.
     """
     areas = [roi for roi in rois if roi.closed]
-    scribbles = (scribbles_from_instances(rasterize_rois(areas, shape), task=task) if areas
+    scribbles = (scribbles_from_instances(rasterize_rois(areas, shape), task=task, image=image) if areas
                  else np.zeros(tuple(shape), np.uint8))
     for width in sorted({roi.stroke_width for roi in rois if not roi.closed}):
         stroke = rasterize_rois([roi for roi in rois if not roi.closed and roi.stroke_width == width], shape) > 0
