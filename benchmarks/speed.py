@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.data import RESULTS, ROOT, fmt, load_mibi, markdown_table, results_folder, write_results
+from benchmarks.data import ROOT, fmt, load_mibi, markdown_table, results_folder, write_results
 
 PAPER_BATCH_S_GPU = 1.11   # the paper: one batch of 64 patches of 128^2 in 1.11 s (TensorFlow, GPU)
 PARTS = ("steps", "predict", "instances", "tta", "pipeline")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data import load_mibi  # noqa: E402
-from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
+from impartial_core.config import NetworkConfig, tasks_for  # noqa: E402
 from impartial_core.losses import reconstruction_loss, scribble_loss  # noqa: E402
 from impartial_core.masking import blind_spot_mask  # noqa: E402
 from impartial_core.network import ImPartialNet  # noqa: E402
@@ -78,7 +78,6 @@ def main() -> int:
     net = ImPartialNet(NetworkConfig(1, 64, 2), tasks).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=device.type == "cuda")
     generator = torch.Generator(device=device).manual_seed(0)
-    config = TrainingConfig()
     batch, targets = sampler.batch(args.batch)
     masked, mask = blind_spot_mask(batch, 8, 5, generator)
     masked = masked.contiguous(memory_format=torch.channels_last)

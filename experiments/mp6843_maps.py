@@ -7,7 +7,6 @@ scribbles) for ``--budget`` seconds and saves, per held-out field, the cell prob
 learnt threshold to ``OUT/maps_<tag>_seed<N>.npz``, then scores the default instance step.
 """
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path

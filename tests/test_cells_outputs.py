@@ -5,9 +5,7 @@ two-channel image and emits three object sets with IdentifySecondary/TertiaryObj
 relationships; the command line writes the three label images.
 """
 import numpy as np
-import pytest
 import tifffile
-from scipy import ndimage as ndi
 
 from impartial_core.metrics import match_at_iou
 from impartial_core.object_sets import object_sets, relationships

@@ -11,10 +11,8 @@ default network) differ; further in, the same tolerance holds.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 

@@ -16,7 +16,6 @@ import math
 from types import SimpleNamespace
 from typing import Dict, Tuple
 
-import numpy as np
 import pytest
 import torch
 
