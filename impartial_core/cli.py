@@ -319,7 +319,8 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
                            f"--like {args.like} ({shape[1]}x{shape[0]} pixels); was it the image they were drawn on?")
         if crossing:
             print(f"note: {len(crossing)} ROI(s) (e.g. {crossing[0]!r}) cross the image edge and are cut there", file=sys.stderr)
-        result = scribbles_from_rois(rois, shape, task=args.objects or "cells", image=None if args.ring_everywhere else like)
+        result = scribbles_from_rois(rois, shape, task=args.objects or "cells",
+                                     image=None if args.ring_everywhere else like)
     elif args.from_rgb:
         result = scribbles_from_rgb(read_image(args.from_rgb), source=args.from_rgb)
         if not result.any():

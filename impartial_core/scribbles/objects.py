@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
 from skimage.morphology import skeletonize
 
 from ..normalization import as_channels_first, normalize
@@ -163,8 +164,6 @@ def scribbles_from_instances(
 def dark_pixels(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """Where an image is dark: its channels, normalised as for training and summed, below their
     Otsu threshold (all pixels for a constant image). ``shape`` is the scribbles' (H, W)."""
-    from skimage.filters import threshold_otsu
-
     channels = as_channels_first(np.asarray(image), source="image")
     if channels.shape[1:] != tuple(shape):
         raise ValueError(f"the image given for the objects' background ring is {channels.shape[2]}x"
