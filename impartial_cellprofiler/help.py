@@ -30,6 +30,18 @@ What do I need as input?
    is all 0 are still segmented and still help training. Scribbles must mark at least some
    background and some nuclei (and some cytoplasm to train cells) somewhere in the group.
 
+How many scribbles?
+^^^^^^^^^^^^^^^^^^^
+
+Measured on images never trained on: about 100 scribbled nuclei spread over the images (a stroke
+through each nucleus, background strokes in clear gaps, never on the seam between touching
+nuclei) give F1@0.5 about 0.69 on noisy MIBI tissue; for cells with a nuclear stain, about 30
+scribbled cells (a stroke through each cell and one along its inside edge) give F1@0.5 0.92 on
+cultured cells. A further 20 boxes of strokes, where the editor suggests (N) or anywhere, moved
+those scores by no more than retraining alone does. So spread the first strokes widely, then
+draw split strokes across merged objects of the image at hand (they divide objects there) and
+check the objects rather than add many more strokes.
+
 What do I get as output?
 ^^^^^^^^^^^^^^^^^^^^^^^^
 
@@ -39,7 +51,9 @@ What do I get as output?
    have the same object number, as with IdentifySecondaryObjects and IdentifyTertiaryObjects, and
    the parent/child relationships are recorded (Cells are children of Nuclei; Cytoplasm is a
    child of both).
--  *Cells* only (with "Cells only"): whole cells split by the cell probability alone.
+-  With "Cells only" and more than one channel: one nucleus per cell is found in the nuclear
+   channel, the cells are grown from them, and *Nuclei*, *Cells* and *Cytoplasm* come out numbered
+   and related as above. With one channel: *Cells* alone, split where the cell probability dips.
 -  Optionally, the foreground probability and uncertainty maps as images (to save with
    *SaveImages*, or to threshold yourself).
 -  The model file (safetensors weights + JSON metadata, never pickled), reusable with "Use a
