@@ -33,7 +33,7 @@ from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
-from impartial_core.nuclear_stain import local_contrast, nuclear_radius  # noqa: E402
+from impartial_core.nuclear_stain import LEVEL_SCALE, local_contrast, nuclear_radius  # noqa: E402
 
 
 def with_unseeded(cells: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
@@ -99,7 +99,7 @@ def contrast_nuclei(channel: np.ndarray, factor: float = 1.0, smooth_radii: floa
     nuclei are cut at maxima ``depth`` deep of the contrast smoothed at that many nuclear radii."""
     normalised = normalize(channel[None])[0]
     radius = nuclear_radius(normalised)
-    contrast = local_contrast(gaussian(normalised, sigma=1.0), radius)
+    contrast = local_contrast(gaussian(normalised, sigma=1.0), LEVEL_SCALE * radius)
     otsu = float(threshold_otsu(contrast))
     config = InstanceConfig()
     if not smooth_radii:

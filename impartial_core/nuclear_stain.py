@@ -4,7 +4,7 @@ Used to seed whole cells when only the cell task was trained (``instances.nuclei
 A global threshold of a raw nuclear stain misses dim nuclei wherever brighter ones set it: in
 tissue, the nuclei of one cell type are often several times brighter than those of another
 (Vectra: bright stromal nuclei beside dim tumour nuclei). Dividing the stain by its own local
-background level, measured at the scale of one nucleus, puts dim and bright nuclei on one scale.
+background level, measured over about one nucleus, puts dim and bright nuclei on one scale.
 """
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ RADIUS_SIGMAS = 1.5 * 1.2 ** np.arange(12)
 RADIUS_TILES = 4
 RADIUS_TILE = 256
 _MARGIN = int(np.ceil(4 * RADIUS_SIGMAS[-1]))
+#: The width of the local level, as a fraction of the nuclear radius: a Gaussian mean over about
+#: one nucleus, so that a pixel counts when it is brighter than the nucleus-sized neighbourhood
+#: around it, and the seam between two touching nuclei, darker than that, does not. Measured (same
+#: cell probability maps, cells seeded from the nuclei): Vectra traced cells' mDICE 0.559 at 1 x the
+#: radius, 0.574 / 0.575 / 0.567 at 0.35 / 0.5 / 0.7, 0.516 at 2; MP6843 F1@0.5 0.927 at 1 and 0.5,
+#: mDICE 0.892 -> 0.897. The nuclei themselves, against the MIBI images' nuclei (no training):
+#: F1@0.5 0.614 / 0.634 / 0.628 / 0.590 and mDICE 0.665 / 0.689 / 0.692 / 0.676 at 1 / 0.7 / 0.5 /
+#: 0.35. On a blurred edge a nucleus takes about one pixel more than at 1 x the radius.
+LEVEL_SCALE = 0.5
 
 
 def _tiles(shape):
