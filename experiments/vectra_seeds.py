@@ -33,7 +33,7 @@ from benchmarks.data import load_vectra  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
-from impartial_core.nuclear_stain import LEVEL_SCALE, local_contrast, nuclear_radius  # noqa: E402
+from impartial_core.nuclear_stain import nuclear_contrast, nuclear_radius  # noqa: E402
 
 
 def with_unseeded(cells: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
@@ -87,19 +87,10 @@ def capped(seeds: np.ndarray, p: np.ndarray, t: float, radii: float, radius: flo
     return grown(seeds, p, (p > t) & near)
 
 
-def over(seeds: np.ndarray, p: np.ndarray, t: float, landscape: np.ndarray, regularization: float) -> np.ndarray:
-    """Cells propagated within ``p > t`` over another ``landscape`` or with another ``regularization``."""
-    cells = instances.propagate(seeds, p > t, landscape, regularization)
-    cells[seeds > 0] = seeds[seeds > 0]
-    return instances._remove_small(instances._fill_holes_per_object(cells), 20)
-
-
 def contrast_nuclei(channel: np.ndarray, factor: float = 1.0, smooth_radii: float = 0.0, depth: float = 0.2) -> np.ndarray:
     """Local-contrast nuclei at ``factor`` times Otsu's threshold; with ``smooth_radii``, touching
     nuclei are cut at maxima ``depth`` deep of the contrast smoothed at that many nuclear radii."""
-    normalised = normalize(channel[None])[0]
-    radius = nuclear_radius(normalised)
-    contrast = local_contrast(gaussian(normalised, sigma=1.0), LEVEL_SCALE * radius)
+    contrast, radius = nuclear_contrast(channel)
     otsu = float(threshold_otsu(contrast))
     config = InstanceConfig()
     if not smooth_radii:
@@ -212,10 +203,10 @@ def main() -> None:
             variants.update({
                 "local-contrast seeds, cells capped at 2 radii": capped(stain, p, t, 2, radius),
                 "local-contrast seeds, cells capped at 4 radii": capped(stain, p, t, 4, radius),
-                "local-contrast seeds, propagated over PanCK": over(stain, p, t, panck, 0.05),
-                "local-contrast seeds, over (p + PanCK) / 2": over(stain, p, t, (p + panck) / 2, 0.05),
-                "local-contrast seeds, regularisation 0.01": over(stain, p, t, p, 0.01),
-                "local-contrast seeds, regularisation 0.2": over(stain, p, t, p, 0.2),
+                "local-contrast seeds, propagated over PanCK": instances.cells_from_seeds(stain, p, t, panck, config, 0.05)[1],
+                "local-contrast seeds, over (p + PanCK) / 2": instances.cells_from_seeds(stain, p, t, (p + panck) / 2, config, 0.05)[1],
+                "local-contrast seeds, regularisation 0.01": instances.cells_from_seeds(stain, p, t, p, config, 0.01)[1],
+                "local-contrast seeds, regularisation 0.2": instances.cells_from_seeds(stain, p, t, p, config, 0.2)[1],
                 "seeds at 1.25 x Otsu": grown(contrast_nuclei(v.image[1], 1.25), p, p > t),
                 "seeds cut at smoothed-contrast maxima": grown(contrast_nuclei(v.image[1], smooth_radii=0.25), p, p > t),
             })

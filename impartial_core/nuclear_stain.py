@@ -8,8 +8,13 @@ background level, measured over about one nucleus, puts dim and bright nuclei on
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.filters import gaussian
+
+from .normalization import normalize
 
 # The scales tried for the nuclear radius, in pixels of the Laplacian-of-Gaussian's sigma: nuclei
 # from about 2 to 16 pixels in radius (sigma * sqrt(2) is the radius of the blob a sigma answers best),
@@ -77,3 +82,15 @@ def local_contrast(stain: np.ndarray, scale: float) -> np.ndarray:
     stain = stain - stain.min()
     level = ndi.gaussian_filter(stain, scale) + float(np.median(stain))
     return stain / np.maximum(level, np.finfo(np.float32).tiny)
+
+
+def nuclear_contrast(channel: np.ndarray, sigma: float = 1.0) -> Tuple[np.ndarray, float]:
+    """A nuclear-stain channel made ready for a threshold, and its nuclear radius in pixels.
+
+    The channel is percentile-normalised and smoothed (``sigma`` pixels), so that one hot pixel
+    neither sets a threshold nor becomes a nucleus, then divided by its local level over
+    ``LEVEL_SCALE`` nuclear radii (:func:`local_contrast`).
+    """
+    normalised = normalize(np.asarray(channel, dtype=np.float32)[None])[0]
+    radius = nuclear_radius(normalised)
+    return local_contrast(gaussian(normalised, sigma=sigma), LEVEL_SCALE * radius), radius
