@@ -51,11 +51,16 @@ VECTRA_NUCLEAR_CHANNEL = 1  # DAPI: the cells-only model's cells grow from the n
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
+#: TrainingConfig settings every ImPartial training of a run takes (``--haze``), over the defaults.
+TRAINING_OVERRIDES: Dict[str, float] = {}
+
+
 def training_config(seed: int, quick: bool, **overrides):
-    """The default TrainingConfig (impartial_core.config) with a seed; --quick caps the time."""
+    """The default TrainingConfig (impartial_core.config) with a seed and ``TRAINING_OVERRIDES``;
+    --quick caps the time."""
     from impartial_core.config import TrainingConfig
 
-    config = TrainingConfig(seed=seed, **overrides)
+    config = TrainingConfig(seed=seed, **{**TRAINING_OVERRIDES, **overrides})
     if quick:
         config = dataclasses.replace(config, time_budget_s=min(config.time_budget_s, QUICK_TIME_BUDGET_S))
     return config
@@ -353,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="folder with mibi_dsdna/ and vectra_2ch/ (default: ../shared/data, else examples/data)")
     parser.add_argument("--mp6843-data", default=None,
                         help="folder with the MP6843 fields (default: mp6843_2ch in the data folder, see --data)")
+    parser.add_argument("--haze", type=float, default=None,
+                        help="height of the haze augmentation in ImPartial's trainings (default: TrainingConfig's; 0 = none)")
     parser.add_argument("--out", default=None,
                         help="where accuracy.md / accuracy.json go (default benchmarks/results; with --quick out/benchmarks-quick)")
     return parser
@@ -368,10 +375,13 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
     args.out = results_folder(args.out, args.quick)
     if args.quick:
         args.seeds = 1
+    TRAINING_OVERRIDES.clear()
+    if args.haze is not None:
+        TRAINING_OVERRIDES["haze"] = args.haze
     args.seed_list = list(range(args.seeds))
     command = "python -m benchmarks.accuracy " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
-    results = {"command": command, "quick": args.quick, "seeds": args.seed_list}
+    results = {"command": command, "quick": args.quick, "seeds": args.seed_list, "haze": args.haze}
     if not args.skip_impartial:
         results["training_config"] = dataclasses.asdict(training_config(0, args.quick))
         del results["training_config"]["seed"]
@@ -400,10 +410,10 @@ def render(results: Dict, command: str) -> str:
     parts = ["## Accuracy", header_lines(command)]
     config = results.get("training_config")
     if config:
-        parts.append("ImPartial training settings (TrainingConfig defaults" + (", --quick: time budget capped" if results["quick"] else "")
+        parts.append("ImPartial training settings (TrainingConfig defaults" + (", --haze" if results.get("haze") is not None else "") + (", --quick: time budget capped" if results["quick"] else "")
                      + "): " + ", ".join(f"{k}={v}" for k, v in config.items() if k in (
                          "patch_size", "batch_size", "learning_rate", "max_iterations", "time_budget_s",
-                         "reconstruction_weight", "mixed_precision")))
+                         "reconstruction_weight", "haze", "mixed_precision")))
     if "mibi" in results:
         parts.append(mibi_tables(results["mibi"]))
         goals = goal_lines(results["mibi"])

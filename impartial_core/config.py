@@ -119,6 +119,10 @@ class TrainingConfig:
     blind_spot_cell: int = 8
     blind_spot_radius: int = 5
     scribble_bias: float = 0.6
+    # Training patches see, per channel with probability 1/2, a smooth additive haze up to this
+    # bright (normalised intensity; 0 = none), so that probabilities key on local contrast rather
+    # than on absolute brightness, which a haze or uneven illumination shifts between fields.
+    haze: float = 1.0
     validation_fraction: float = 0.1
     eval_every: int = 100
     patience: int = 8
@@ -153,6 +157,8 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be 0 or a positive number, got {value!r}")
         if not any(getattr(self, name) > 0 for name in weights):
             raise ValueError(f"{', '.join(weights[:-1])} and {weights[-1]} cannot all be 0: nothing would be learnt")
+        if not isinstance(self.haze, numbers.Real) or not 0.0 <= self.haze < float("inf"):
+            raise ValueError(f"haze must be 0 or a positive intensity, got {self.haze!r}")
         if not isinstance(self.scribble_bias, numbers.Real) or not 0.0 <= self.scribble_bias <= 1.0:
             raise ValueError(f"scribble_bias must be a fraction from 0 to 1, got {self.scribble_bias!r}")
         if not isinstance(self.validation_fraction, numbers.Real) or not 0.0 <= self.validation_fraction < 0.9:
@@ -169,7 +175,12 @@ class TrainingConfig:
 LEARNT_TRAINING_FIELDS = (
     "patch_size", "batch_size", "learning_rate", "max_iterations", "time_budget_s", "seed", "foreground_weight",
     "background_weight", "reconstruction_weight", "sigma", "blind_spot_cell", "blind_spot_radius", "scribble_bias",
-    "validation_fraction", "eval_every", "patience")
+    "haze", "validation_fraction", "eval_every", "patience")
+#: Learnt settings added after model files were first written, with the value that training had in
+#: effect before each existed. A file without one was trained with that value; a fingerprint hashes
+#: a setting only when it differs from it, so a training that equals an older version's keeps that
+#: version's fingerprint (and its saved models are reused).
+LEARNT_BEFORE_THEY_EXISTED = {"haze": 0.0}
 #: The fields of how training runs (where, at what precision, compiled or replayed): a model trained
 #: with other values of these is the same model for reuse, e.g. after unticking "Use a GPU".
 EXECUTION_TRAINING_FIELDS = ("device", "mixed_precision", "compile_network", "cuda_graphs")

@@ -17,7 +17,7 @@ import torch
 
 from . import __version__
 from .anchoring import anchor_scribbles
-from .config import InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, to_dict
+from .config import LEARNT_BEFORE_THEY_EXISTED, InstanceConfig, NetworkConfig, TaskSpec, TrainingConfig, to_dict
 from .devices import resolve_device
 from .input_checks import check_usable
 from .instances import Objects, segment
@@ -35,9 +35,12 @@ _EXECUTION_AS_HASHED = {"device": "auto", "mixed_precision": True, "compile_netw
 
 
 def _hashed_training_settings(config: TrainingConfig, execution: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The training settings a fingerprint covers: the learnt ones, plus ``execution`` (default:
-    the constant values above; a file of version 0.1 hashed its own)."""
-    return {**config.learnt_settings(), **(_EXECUTION_AS_HASHED if execution is None else execution)}
+    """The training settings a fingerprint covers: the learnt ones (those added later only where
+    they differ from ``LEARNT_BEFORE_THEY_EXISTED``), plus ``execution`` (default: the constant
+    values above; a file of version 0.1 hashed its own)."""
+    learnt = {name: value for name, value in config.learnt_settings().items()
+              if not (name in LEARNT_BEFORE_THEY_EXISTED and value == LEARNT_BEFORE_THEY_EXISTED[name])}
+    return {**learnt, **(_EXECUTION_AS_HASHED if execution is None else execution)}
 
 
 def training_fingerprint(images: Sequence[np.ndarray], scribbles: Sequence[np.ndarray], *configs: Any) -> str:

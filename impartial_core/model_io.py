@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .config import NetworkConfig, TaskSpec, TrainingConfig, from_dict, task_from_dict
+from .config import LEARNT_BEFORE_THEY_EXISTED, NetworkConfig, TaskSpec, TrainingConfig, from_dict, task_from_dict
 from .problems import Problem
 
 FORMAT = "impartial-model"
@@ -126,7 +126,11 @@ class ModelInfo:
         try:
             network = from_dict(NetworkConfig, metadata["network"])
             tasks = tuple(task_from_dict(t) for t in metadata["tasks"])
-            training = from_dict(TrainingConfig, metadata["training"]) if metadata.get("training") else None
+            # a setting the file lacks was not there when it was written: training had its old value
+            training = metadata.get("training")
+            if isinstance(training, dict) and training:
+                training = {**LEARNT_BEFORE_THEY_EXISTED, **training}
+            training = from_dict(TrainingConfig, training) if training else None
             thresholds = {str(k): float(v) for k, v in (metadata.get("thresholds") or {}).items()}
             channels = metadata.get("channels") or {}
             names = tuple(str(name) for name in channels.get("names") or ())

@@ -106,9 +106,10 @@ class PatchSampler:
     """
 
     def __init__(self, data: Sequence[TrainingImage], patch_size: int, scribble_bias: float, seed: int,
-                 device: torch.device = torch.device("cpu")) -> None:
+                 device: torch.device = torch.device("cpu"), haze: float = 0.0) -> None:
         self.patch = patch_size
         self.bias = scribble_bias
+        self.haze = float(haze)
         self.rng = np.random.default_rng(seed)
         padded = []
         for item in data:
@@ -185,4 +186,27 @@ class PatchSampler:
         index = corner[:, None, None] + self.view_rows[view] * width[:, None, None] + self.view_cols[view]  # (B, P, P)
         images = self.pixels[index].permute(0, 3, 1, 2)                                  # (B, C, P, P)
         targets = self.labels[index].permute(0, 3, 1, 2).long()
+        if self.haze > 0:
+            images = images + self._haze(images.shape[0], images.shape[1])
         return images, targets
+
+    def _haze(self, batch_size: int, channels: int) -> torch.Tensor:
+        """Smooth additive backgrounds, (B, C, P, P), for half the channels of a batch's patches.
+
+        How it works: each haze is one Gaussian blob, its centre anywhere from half a patch before
+        to half a patch beyond the patch, its width 0.5-2 patches, its height uniform up to
+        ``haze`` (normalised intensity). A blob is separable, so it is the outer product of a row
+        and a column profile: (B, C, P) by (B, C, P), with no per-sample loop. The parameters come
+        from the sampler's generator, so a seed reproduces them.
+        """
+        p = self.patch
+        shape = (batch_size, channels)
+        height = self.rng.uniform(0.0, self.haze, shape) * (self.rng.random(shape) < 0.5)
+        centre = self.rng.uniform(-0.5 * p, 1.5 * p, shape + (2,))
+        width = self.rng.uniform(0.5 * p, 2.0 * p, shape)
+        parameters = torch.from_numpy(np.concatenate([height[..., None], centre, width[..., None]], axis=-1).astype(np.float32))
+        height, cy, cx, width = parameters.to(self.device).unbind(-1)
+        grid = torch.arange(p, dtype=torch.float32, device=self.device)
+        rows = torch.exp(-0.5 * ((grid - cy[..., None]) / width[..., None]) ** 2)   # (B, C, P)
+        cols = torch.exp(-0.5 * ((grid - cx[..., None]) / width[..., None]) ** 2)
+        return height[..., None, None] * rows[..., :, None] * cols[..., None, :]

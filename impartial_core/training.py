@@ -510,7 +510,7 @@ def train(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = prepare_training_images(images, scribbles, tasks, config.validation_fraction, np.random.default_rng(config.seed))
-    sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1, device)
+    sampler = PatchSampler(data, config.patch_size, config.scribble_bias, config.seed + 1, device, config.haze)
     net = _network(network, tasks, initial_state, device)
     step, scheduler = _optimisation(net, tasks, config, device)
     generator = torch.Generator(device=device).manual_seed(config.seed + 2)

@@ -16,6 +16,7 @@ from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig
     ("time_budget_s", 0), ("time_budget_s", math.nan), ("learning_rate", 0.0), ("learning_rate", -1e-3),
     ("sigma", 0.0), ("foreground_weight", -0.1), ("reconstruction_weight", math.inf),
     ("scribble_bias", 1.5), ("scribble_bias", -0.1), ("validation_fraction", 0.9), ("validation_fraction", -0.1),
+    ("haze", -0.5), ("haze", math.inf), ("haze", "1"),
 ])
 def test_training_settings_out_of_range_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
@@ -31,7 +32,7 @@ def test_training_needs_some_loss_to_learn_from():
 
 def test_training_settings_at_their_limits_are_accepted():
     TrainingConfig(patch_size=16, batch_size=1, max_iterations=1, eval_every=1, patience=1, seed=0, blind_spot_cell=2,
-                   blind_spot_radius=7, scribble_bias=0.0, validation_fraction=0.0, time_budget_s=math.inf)
+                   blind_spot_radius=7, scribble_bias=0.0, validation_fraction=0.0, time_budget_s=math.inf, haze=0.0)
     TrainingConfig(scribble_bias=1.0, validation_fraction=0.89)
 
 

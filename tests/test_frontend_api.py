@@ -94,12 +94,12 @@ def test_model_info_names_what_differs_from_a_run(tmp_path):
 
 
 # ---------------------------------------------------------------- the model store
-def _request(seed=0, device="auto"):
+def _request(seed=0, device="auto", **training):
     image = np.arange(32 * 32, dtype=np.float32).reshape(32, 32) % 7
     scribbles = np.zeros((32, 32), np.uint8)
     scribbles[2, 2:10], scribbles[20, 20:25] = 1, 2
     return TrainingRequest([image], [scribbles], tasks_for("nuclei", 1), NetworkConfig(1, 4),
-                           TrainingConfig(seed=seed, device=device, max_iterations=1))
+                           TrainingConfig(seed=seed, device=device, max_iterations=1, **training))
 
 
 class _Trainer:
@@ -135,13 +135,13 @@ def test_a_file_that_version_0_1_wrote_after_training_on_the_cpu_is_reused(tmp_p
     import hashlib
     import json
 
-    request = _request(device="cpu")
+    request = _request(device="cpu", haze=0.0)   # version 0.1 had no haze augmentation
     digest = hashlib.sha256()  # the fingerprint as version 0.1 computed it
     for array in list(request.images) + list(request.scribbles):
         array = np.ascontiguousarray(array[None] if array.dtype == np.float32 else array)
         digest.update(f"{array.shape}{array.dtype}".encode())
         digest.update(array.tobytes())
-    training = {k: v for k, v in dataclasses.asdict(request.training).items() if k != "cuda_graphs"}
+    training = {k: v for k, v in dataclasses.asdict(request.training).items() if k not in ("cuda_graphs", "haze")}
     extra = {"tasks": [dataclasses.asdict(t) for t in request.tasks], "start_from": ""}
     for data in (dataclasses.asdict(request.network), training, extra):
         digest.update(json.dumps(data, sort_keys=True).encode())
@@ -151,8 +151,34 @@ def test_a_file_that_version_0_1_wrote_after_training_on_the_cpu_is_reused(tmp_p
     old.save(path)
     assert digest.hexdigest() != request.fingerprints()[0]
     for device in ("cpu", "auto"):
-        assert ModelStore().train_or_reuse(path, _request(device=device), _Trainer()).source == "file"
-    assert ModelStore().train_or_reuse(path, _request(seed=1, device="cpu"), _Trainer()).source == "trained"
+        assert ModelStore().train_or_reuse(path, _request(device=device, haze=0.0), _Trainer()).source == "file"
+    assert ModelStore().train_or_reuse(path, _request(seed=1, device="cpu", haze=0.0), _Trainer()).source == "trained"
+
+
+def test_a_file_from_before_the_haze_augmentation_is_not_taken_for_a_hazed_training(tmp_path):
+    """A model file without the haze setting was trained without it: read back as haze 0, reused
+    by a request for that training, trained anew for today's default training."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from impartial_core.model_io import read_model_info
+
+    request = _request(haze=0.0)
+    old = _untrained(fingerprint=request.fingerprints()[0])
+    old.training = request.training
+    path = tmp_path / "old.safetensors"
+    old.save(path)
+    # drop the setting from the file's metadata, as a version without it wrote the file
+    with safe_open(str(path), framework="pt") as handle:
+        header, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    metadata = json.loads(header["impartial"])
+    del metadata["training"]["haze"]
+    save_file(tensors, str(path), metadata={**header, "impartial": json.dumps(metadata)})
+    assert read_model_info(path).training.haze == 0.0
+    assert ModelStore().train_or_reuse(path, _request(haze=0.0), _Trainer()).source == "file"
+    assert ModelStore().train_or_reuse(path, _request(), _Trainer()).source == "trained"
 
 
 def test_the_store_keeps_a_bounded_number_of_models(tmp_path):

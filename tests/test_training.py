@@ -76,6 +76,25 @@ def test_patch_sampler_cuts_the_drawn_views():
             assert np.array_equal(target.numpy(), label[:, :, ::-1] if view % 2 else label)
 
 
+def test_patch_sampler_adds_a_smooth_haze_to_half_the_channels():
+    """With ``haze``, each channel of a patch gets, with probability 1/2, a Gaussian blob of at most
+    that height added; the patches drawn are the same as without it, and a seed repeats the haze."""
+    rng = np.random.default_rng(1)
+    targets = rng.integers(-1, 2, (1, 80, 80)).astype(np.int8)
+    data = [TrainingImage(rng.random((3, 80, 80)).astype(np.float32), targets, targets)]
+    plain, _ = PatchSampler(data, 32, 0.5, seed=3).batch(64)
+    hazy, _ = PatchSampler(data, 32, 0.5, seed=3, haze=0.7).batch(64)
+    again, _ = PatchSampler(data, 32, 0.5, seed=3, haze=0.7).batch(64)
+    assert torch.equal(hazy, again)
+    haze = (hazy - plain).numpy().astype(np.float64)
+    assert haze.min() >= -1e-6 and haze.max() <= 0.7
+    hazed = haze.max(axis=(2, 3)) > 1e-3
+    assert 0.35 < hazed.mean() < 0.65            # about half of the 64 x 3 channels
+    assert np.all(haze[~hazed] < 1e-6)           # the others untouched
+    # smooth: a blob at least half a patch wide changes little from one pixel to the next
+    assert np.abs(np.diff(haze, axis=3)).max() < 0.7 * 2 / 16
+
+
 # ---------------- training learns, on any image size and scribble density
 def test_training_learns_to_segment_synthetic_nuclei(trained):
     result, image, truth = trained

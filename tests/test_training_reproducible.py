@@ -28,10 +28,10 @@ from impartial_core.training import TrainingResult, train
 from .synthetic import blobs
 
 _AVX512 = {
-    "iteration limit": "ccdca26962e7843ea6711414fd2140961bfef35bcce95875951c00aa1a43bc94",
-    "early stopping": "100da810fecbccd7e26525152f1085b2204262e32aacc9a18e88c4f8cc2dd803",
-    "read late": "f1cc8c4a0cf82102bc76cc820c2df434f50a2214ad61b27c4983bde5218b84fd",
-    "time budget": "e6117dc4cdd5738903422bd9cbfe43737ce5f34c12fb7445cab6d32bd89a263f",
+    "iteration limit": "be81c651ea70bee36f5ec6e384867f0bffa29f41fb0872576af6fa3251acc13e",
+    "early stopping": "6c6fd020f218508aae42e394a68c063059d093dba67c62fa53411991b4c433b6",
+    "read late": "1d576db3cb0731c8a66e1cd1b07f34a3bb2db517814618cabc9cd16ef3710d12",
+    "time budget": "979a7b4e459cf5ea792db96e3edf7990dd4a9dacea87f37c4ba7b1ea189eb149",
 }
 # (torch version, CPU capability) -> scenario -> digest of the training, with one thread. The two
 # torch versions of the CellProfiler 5 and 4.2 environments gave the same digests.
