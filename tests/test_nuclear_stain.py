@@ -50,3 +50,14 @@ def test_dim_nuclei_beside_bright_ones_are_found():
     assert match_at_iou(ndi.label(image > threshold_otsu(image))[0], labels, 0.5)["tp"] < labels.max() * 0.6
     found = nuclei_from_channel(image * 1000 + 50)
     assert match_at_iou(found, labels, 0.5)["tp"] == labels.max() == found.max()
+
+
+def test_nuclei_under_a_diffuse_haze_are_found():
+    """A haze as bright as the nuclei, about ten nuclei wide, and a ramp across the field: the
+    background beyond a few nuclear radii is subtracted first, so every nucleus is still found
+    once, at its size, and the gaps between hazed nuclei stay background."""
+    image, labels = _disks(6, [1.0], size=(144, 192))
+    yy, xx = np.mgrid[:144, :192]
+    haze = np.exp(-((yy - 60) ** 2 + (xx - 90) ** 2) / (2 * 60.0 ** 2)) + 0.5 * xx / 192
+    found = nuclei_from_channel((image + haze) * 1000 + 50)
+    assert match_at_iou(found, labels, 0.5)["tp"] == labels.max() == found.max()
