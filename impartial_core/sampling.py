@@ -99,7 +99,8 @@ class PatchSampler:
     """Draws augmented patch batches, about ``scribble_bias`` of them centred near a scribble.
 
     Images smaller than a patch are mirror-padded (their padding carries no scribbles). The 8
-    rotations/flips are applied per sample. The positions and views are drawn by one numpy
+    rotations/flips are applied per sample, and with ``haze`` > 0 a smooth haze to half the
+    channels (:meth:`_haze`). The positions and views are drawn by one numpy
     Generator, so a seed reproduces the batches, on any device; the pixels are then cut out by one
     gather on ``device``, where all training images are kept, so a GPU never waits for the host to
     copy patches (a per-sample loop of numpy slices took 10 ms for a batch of 64).
