@@ -39,10 +39,11 @@ LEVEL_SCALE = 0.5
 #: (a diffuse haze, uneven illumination), which is then subtracted. Measured by
 #: ``experiments/haze.py`` ("Seeds alone": MP6843 held-out fields, cells grown over the clean
 #: field's probability from the nuclei of its DAPI under a Gaussian haze 0 / 0.5 / 1 times the
-#: stain's range high): F1@0.5 0.920 / 0.660 / 0.643 without it; 0.915 / 0.917 / 0.911 at 3 radii,
-#: 0.916 / 0.915 / 0.911 at 4, 0.916 / 0.911 / 0.912 at 6, 0.912 / 0.915 / 0.848 at 8. Without a
-#: haze it changes next to nothing (on the saved maps of ``experiments/vectra_seeds.py``: Vectra
-#: traced cells 0.575 -> 0.575; the MIBI nuclei, no training, F1@0.5 0.625 -> 0.629).
+#: stain's range high): F1@0.5 0.920 / 0.660 / 0.643 without it; 0.916 / 0.920 / 0.925 at 3 radii,
+#: 0.916 / 0.920 / 0.920 at 4, 0.920 / 0.922 / 0.851 at 6, 0.916 / 0.828 / 0.780 at 8 (a wider
+#: window follows a haze less closely). Without a haze it changes next to nothing (on the saved
+#: maps of ``experiments/vectra_seeds.py``: Vectra traced cells 0.575 -> 0.572; the MIBI nuclei,
+#: no training, F1@0.5 0.625 -> 0.629).
 BACKGROUND_RADII = 4.0
 
 
