@@ -50,9 +50,9 @@ def hazed(image: np.ndarray, channel: int, form, height: float, rng) -> np.ndarr
     return out
 
 
-def models(folder: Path, haze: float) -> dict:
+def models(fields, folder: Path, haze: float) -> dict:
     """The four fold models trained with ``haze``, read from ``folder`` or trained and saved there."""
-    fields, out = load_mp6843(), {}
+    out = {}
     for train, test in folds(fields):
         path = folder / f"haze{haze:g}_{test.id}.impartial"
         if not path.exists():
@@ -63,6 +63,7 @@ def models(folder: Path, haze: float) -> dict:
 
 
 def impartial_cells(model, image: np.ndarray) -> tuple:
+    """The cell probability and the cells of ``image``, seeded from its DAPI as the benchmark does."""
     maps = {task: m.foreground_probability for task, m in model.predict(image).items()}
     return maps["cells"], instances.segment(maps, model.thresholds, image=image, nuclear_channel=NUCLEAR_CHANNEL).cells
 
@@ -77,7 +78,7 @@ def main() -> None:
     parser.add_argument("--models", required=True, help="folder of the fold models (trained there when missing)")
     args = parser.parse_args()
     fields = load_mp6843()
-    sets = {f"ImPartial, haze {h:g} in training": models(Path(args.models), h) for h in (0.0, TrainingConfig.haze)}
+    sets = {f"ImPartial, haze {h:g} in training": models(fields, Path(args.models), h) for h in (0.0, TrainingConfig.haze)}
     conditions = [("none", None, None, 0.0)] + [(f"{form.__name__} {height:g} on {name}", form, channel, height)
                                                 for channel, name in ((NUCLEAR_CHANNEL, "DAPI"), (CELL_CHANNEL, "actin"))
                                                 for form in (spot, ramp) for height in (0.5, 1.0)]
@@ -96,24 +97,23 @@ def main() -> None:
 
     print("\nSeeds alone: cells over the clean field's probability (no haze in training), nuclei from the hazed DAPI")
     plain = sets[next(iter(sets))]
+    clean = {f.id: plain[f.id].predict(f.image)["cells"].foreground_probability for f in fields}  # once per field
     keep, keep_radii = nuclear_stain.without_background, nuclear_stain.BACKGROUND_RADII
     for radii in (None, 3.0, 4.0, 6.0, 8.0):
+        nuclear_stain.without_background = (lambda s, w: s) if radii is None else keep
+        nuclear_stain.BACKGROUND_RADII = radii or keep_radii
         scores = []
         for height in (0.0, 0.5, 1.0):
             results = []
             for k, field in enumerate(fields):
-                model = plain[field.id]
-                p = model.predict(field.image)["cells"].foreground_probability
+                p, threshold = clean[field.id], plain[field.id].thresholds["cells"]
                 stain = hazed(field.image, NUCLEAR_CHANNEL, spot, height, np.random.default_rng(k))[NUCLEAR_CHANNEL]
-                nuclear_stain.without_background = (lambda s, w: s) if radii is None else keep
-                nuclear_stain.BACKGROUND_RADII = radii or 0.0
                 seeds = instances.nuclei_from_channel(stain)
-                results.append(evaluate_image(None, instances.cells_from_seeds(seeds, p, model.thresholds["cells"], p, InstanceConfig())[1],
-                                              field.truth))
+                cells = instances.cells_from_seeds(seeds, p, threshold, p, InstanceConfig())[1]
+                results.append(evaluate_image(None, cells, field.truth))
             scores.append(f"spot {height:g}: {line(results)}")
-        nuclear_stain.without_background, nuclear_stain.BACKGROUND_RADII = keep, keep_radii
         print(f"  background removed over {'no' if radii is None else f'{radii:g}'} radii: " + "   ".join(scores), flush=True)
-
+    nuclear_stain.without_background, nuclear_stain.BACKGROUND_RADII = keep, keep_radii
 
 if __name__ == "__main__":
     main()
