@@ -263,8 +263,10 @@ def test_headless_run_uses_the_drawn_scribbles_and_model_without_training(editor
 
 def test_objects_from_twenty_strokes_per_image_match_the_truth(editor_run):
     """What 10 nucleus and about 5 background strokes per image give after the short trainings: the
-    nuclei's pixels (pixel F1 0.81 when measured), but touching nuclei stay merged (mDICE 0.29; the
-    paper's n100 scribbles give 0.75 after a full training): more strokes, or split strokes, fix that."""
+    nuclei's pixels (pixel F1 0.79-0.82 when measured), but touching nuclei stay merged (mDICE
+    0.25 / 0.16 on images 0 / 3; the paper's n100 scribbles give 0.75 after a full training):
+    more strokes, or split strokes, fix that. These 150-iteration trainings are where the haze
+    augmentation costs: without it 0.32 / 0.34 (pixel F1 0.84 / 0.87)."""
     from impartial_core.metrics import evaluate_image
 
     for stem in ("image0", "image3"):
@@ -272,7 +274,7 @@ def test_objects_from_twenty_strokes_per_image_match_the_truth(editor_run):
         truth = tifffile.imread(str(editor_run["inputs"] / ("%s_nuclei_labels.tif" % stem)))
         scores = evaluate_image((labels > 0).astype(float), labels, truth)
         print(stem, {k: round(v, 3) for k, v in scores.items()})
-        assert scores["pixel_f1"] > 0.65 and scores["mdice"] > 0.15, (stem, scores)
+        assert scores["pixel_f1"] > 0.65 and scores["mdice"] > 0.1, (stem, scores)
 
 
 def test_editor_screenshot_written(editor_run):
