@@ -299,10 +299,19 @@ class BestWeights:
 
     def offer(self, validation: float, net: torch.nn.Module) -> bool:
         """Keep a copy of ``net``'s weights if ``validation`` improves on the best by more than
-        ``MIN_IMPROVEMENT``, else count one more evaluation without improvement. Returns whether
-        the weights were kept."""
-        if validation < self.value - self.MIN_IMPROVEMENT:
-            self.value, self.evaluations_since_best = validation, 0
+        ``MIN_IMPROVEMENT`` or ties with it; count one more evaluation without improvement unless
+        it improves. Returns whether the weights were kept.
+
+        A tie keeps the later weights: the held-out scribbles cannot tell the two apart, and the
+        later ones have learnt more of the image. Few strokes are all classified with certainty
+        within 100 iterations (a validation loss below 1e-12 on two MIBI crops with 10 nucleus strokes
+        each), after which every evaluation ties; keeping the first of them threw away the rest
+        of the training, whatever its length.
+        """
+        improves = validation < self.value - self.MIN_IMPROVEMENT
+        if improves or validation <= self.value + self.MIN_IMPROVEMENT:
+            self.value = min(self.value, validation)
+            self.evaluations_since_best = 0 if improves else self.evaluations_since_best + 1
             self.state = copy.deepcopy(net.state_dict())
             return True
         self.evaluations_since_best += 1

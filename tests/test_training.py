@@ -172,12 +172,32 @@ def test_early_stopping_keeps_the_best_weights_and_counts_evaluations_without_im
     kept = {k: v.clone() for k, v in net.state_dict().items()}
     with torch.no_grad():
         net.weight += 1
-    assert not best.offer(0.5 - BestWeights.MIN_IMPROVEMENT / 2, net)   # too small an improvement
-    assert not best.patience_exhausted
-    assert not best.offer(0.7, net) and best.patience_exhausted and best.best_validation == 0.5
+    assert not best.offer(0.7, net) and not best.patience_exhausted
+    assert not best.offer(0.6, net) and best.patience_exhausted and best.best_validation == 0.5
     best.restore(net)
     assert all(torch.equal(net.state_dict()[k], v) for k, v in kept.items())
     assert best.offer(0.1, net) and not best.patience_exhausted   # an improvement starts the count again
+
+
+def test_early_stopping_keeps_the_later_weights_of_a_tie_but_counts_it_as_no_improvement():
+    """Once the held-out scribbles are all classified with certainty every evaluation ties (a
+    loss near 0): the later weights, trained longer, are kept, and patience still runs out."""
+    from impartial_core.training import BestWeights
+
+    net = torch.nn.Linear(2, 1)
+    best = BestWeights(patience=2)
+    assert best.offer(1e-12, net)
+    with torch.no_grad():
+        net.weight += 1
+    later = {k: v.clone() for k, v in net.state_dict().items()}
+    assert best.offer(3e-12, net) and not best.patience_exhausted       # a tie: kept
+    assert best.offer(0.5 * BestWeights.MIN_IMPROVEMENT, net) and best.patience_exhausted
+    assert best.best_validation == 1e-12                               # the best value stays the least
+    with torch.no_grad():
+        net.weight -= 5
+    best.restore(net)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in later.items())
+    assert not best.offer(0.1, net)                                    # worse: not kept
 
 
 def test_time_budget_leaves_room_for_the_next_evaluation_and_the_thresholds(monkeypatch):
