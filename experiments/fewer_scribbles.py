@@ -1,10 +1,12 @@
 """Does the self-supervised loss help when scribbles are scarcer than the paper's n100?
 
-    python experiments/fewer_scribbles.py [--keep 0.25] [--seeds 0 1 2]
+    python experiments/fewer_scribbles.py [--keep 0.25] [--seeds 0 1 2] [--haze] [--iterations N]
 
 Keeps a random share of the n100 scribble strokes (connected components of each class, drawn
 with a fixed generator, so every run sees the same strokes), then trains default models with and
-without the reconstruction loss (``reconstruction_weight=0``) and scores them on MIBI's ground truth.
+without the reconstruction loss (``reconstruction_weight=0``), or with ``--haze`` without and with
+the haze augmentation, and scores them on MIBI's ground truth. ``--iterations N`` trains N
+iterations (early stopping aside) instead of the time budget, so the load does not matter.
 """
 import argparse
 import dataclasses
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--time-budget-s", type=float, default=TrainingConfig().time_budget_s, help="training time per model")
+    parser.add_argument("--haze", action="store_true", help="compare the haze augmentation instead of the reconstruction loss")
+    parser.add_argument("--iterations", type=int, default=None, help="a fixed number of iterations instead of the time budget")
     args = parser.parse_args()
     mibi = load_mibi()
     rng = np.random.default_rng(12345)
@@ -45,16 +49,28 @@ def main() -> None:
     print(f"kept {args.keep:.0%} of the n100 strokes: {sum(counts)} nucleus strokes, "
           f"{sum(int((s > 0).sum()) for s in scribbles)} scribbled pixels", flush=True)
     fewer = dataclasses.replace(mibi, scribbles={"fewer": scribbles})
-    compare_weights(fewer, "fewer", [("with self-supervised loss", TrainingConfig().reconstruction_weight), ("without", 0.0)],
-                    args.seeds, args.time_budget_s)
+    if args.haze:
+        named = [("without the haze", dict(haze=0.0)), ("with the haze", dict(haze=TrainingConfig().haze))]
+    else:
+        named = [("with self-supervised loss", dict(reconstruction_weight=TrainingConfig().reconstruction_weight)),
+                 ("without", dict(reconstruction_weight=0.0))]
+    limits = (dict(time_budget_s=args.time_budget_s) if args.iterations is None
+              else dict(max_iterations=args.iterations, time_budget_s=float("inf"), device="cpu"))
+    compare(fewer, "fewer", [(name, {**settings, **limits}) for name, settings in named], args.seeds)
 
 
 def compare_weights(mibi, budget: str, named_weights, seeds, time_budget_s: float) -> None:
     """Train default models with each (name, reconstruction weight) and seed; print mean ± std."""
-    for name, weight in named_weights:
+    compare(mibi, budget, [(name, dict(reconstruction_weight=weight, time_budget_s=time_budget_s)) for name, weight in named_weights],
+            seeds)
+
+
+def compare(mibi, budget: str, named_settings, seeds) -> None:
+    """Train models with each (name, TrainingConfig settings) and seed; print mean ± std."""
+    for name, settings in named_settings:
         rows = []
         for seed in seeds:
-            config = TrainingConfig(seed=seed, reconstruction_weight=weight, time_budget_s=time_budget_s)
+            config = TrainingConfig(seed=seed, **settings)
             s = impartial_mibi(mibi, budget, config, log=lambda line: print(f"  {name}:{line}", flush=True))["summary"]
             rows.append([s["mdice"], s["miou"], s["f1_iou50"]])
         m, sd = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(3)

@@ -304,9 +304,10 @@ class BestWeights:
 
         A tie keeps the later weights: the held-out scribbles cannot tell the two apart, and the
         later ones have learnt more of the image. Few strokes are all classified with certainty
-        within 100 iterations (a validation loss below 1e-12 on two MIBI crops with 10 nucleus strokes
-        each), after which every evaluation ties; keeping the first of them threw away the rest
-        of the training, whatever its length.
+        within 100 iterations (a validation loss below 1e-12 on two MIBI crops with 20 nucleus
+        strokes each), after which every evaluation ties; keeping the first of them threw away
+        the rest of the training, whatever its length (``experiments/few_strokes.py``: held-out
+        mDICE 0.293 after 1000 iterations, as after 100, and 0.480 keeping the later weights).
         """
         improves = validation < self.value - self.MIN_IMPROVEMENT
         if improves or validation <= self.value + self.MIN_IMPROVEMENT:

@@ -265,8 +265,9 @@ def test_objects_from_twenty_strokes_per_image_match_the_truth(editor_run):
     """What 10 nucleus and about 5 background strokes per image give after the short trainings: the
     nuclei's pixels (pixel F1 0.79-0.82 when measured), but touching nuclei stay merged (mDICE
     0.25 / 0.16 on images 0 / 3; the paper's n100 scribbles give 0.75 after a full training):
-    more strokes, or split strokes, fix that. These 150-iteration trainings are where the haze
-    augmentation costs: without it 0.32 / 0.34 (pixel F1 0.84 / 0.87)."""
+    more strokes, or split strokes, fix that. Training images this small (two 160 x 160 crops,
+    about three patches) are where the haze augmentation costs: without it 0.32 / 0.34 (pixel F1
+    0.84 / 0.87); on whole images it does not (experiments/few_strokes.py)."""
     from impartial_core.metrics import evaluate_image
 
     for stem in ("image0", "image3"):
