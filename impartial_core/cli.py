@@ -54,6 +54,7 @@ def _checked(kind: Callable[[str], Union[int, float]], accept: Callable[[float],
 POSITIVE_INT = _checked(int, lambda v: v >= 1, "a whole number of at least 1")
 NON_NEGATIVE_INT = _checked(int, lambda v: v >= 0, "a whole number of at least 0")
 POSITIVE_FLOAT = _checked(float, lambda v: v > 0, "a number above 0")
+NON_NEGATIVE_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "0 or a number above 0")
 PROBABILITY = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 WIDTH = _checked(int, lambda v: 1 <= v <= MAX_WIDTH, f"a whole number from 1 to {MAX_WIDTH}")
 
@@ -142,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     network = start_from.net.network if start_from else NetworkConfig(n_channels, args.width)
     budget = math.inf if args.no_time_limit else args.time_budget
     use_threads(training_threads(args.threads, fixed_work=args.no_time_limit))
-    config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device)
+    config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device,
+                            haze=args.haze)
     request = TrainingRequest(images, scribbles, tasks, network, config, start_from, tuple(args.channel_names or ()))
     if model_path.exists() and store.holds(model_path, request):
         print(f"{model_path} already holds a model trained on these images, scribbles and settings: not training "
@@ -437,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "otherwise: the same model from the same inputs, seed and options whatever the machine's "
                         "speed and cores")
     p.add_argument("--width", type=WIDTH, default=NetworkConfig.width, help="first-level filters of the U-Net")
+    p.add_argument("--haze", type=NON_NEGATIVE_FLOAT, default=TrainingConfig.haze,
+                   help="height of the smooth haze added to training patches so that the model sees through a haze "
+                        "or uneven illumination (normalised intensity; 0 = none). 0 trains better on images that "
+                        "hold only a few 128-pixel patches in all (experiments/few_strokes.py)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--fine-tune", metavar="MODEL",
                    help="start from this model and continue with the given scribbles; pixels the model is sure "

@@ -231,6 +231,7 @@ def test_unmapped_scribble_values_name_their_file(tmp_path, capsys, no_training)
 @pytest.mark.parametrize("command, option, value", [
     ("train", "--iterations", "0"), ("train", "--time-budget", "0"), ("train", "--time-budget", "nan"),
     ("train", "--width", "0"), ("train", "--width", "100000"), ("train", "--seed", "-1"),
+    ("train", "--haze", "-0.5"), ("train", "--haze", "inf"),
     ("predict", "--min-size", "-1"), ("predict", "--threshold", "1.5"), ("scribbles", "--budget", "0"),
 ])
 def test_bad_numbers_are_refused_naming_the_option(capsys, command, option, value):
@@ -422,3 +423,19 @@ def test_training_progress_in_a_file_is_one_line_per_update(tmp_path, capsys):
     assert [line.split(",")[0] for line in text.splitlines()] == [
         "training: iteration 1/20", "training: iteration 10/20", "training: iteration 20/20"]
     assert "about 11 s left" in text.splitlines()[1]
+
+
+def test_train_haze_option_is_the_models_learnt_setting(tmp_path, capsys):
+    """``--haze 0`` trains without the haze augmentation and says so in the model file (a learnt
+    setting: another fingerprint than the default's, so neither model is taken for the other)."""
+    image, _, scribbles = blobs(seed=1, size=64, n=4)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_s.tif", scribbles)
+    command = ["train", "--image", tmp_path / "a.tif", "--scribbles", tmp_path / "a_s.tif", "--iterations", "2",
+               "--no-time-limit", "--quiet"]
+    for haze, name in ((None, "default.safetensors"), ("0", "none.safetensors")):
+        status, _, err = _run(capsys, *command, *(["--haze", haze] if haze else []), "--model", tmp_path / name)
+        assert status == 0, err
+    default, none = (ImPartialModel.load(tmp_path / name) for name in ("default.safetensors", "none.safetensors"))
+    assert default.training.haze == 1.0 and none.training.haze == 0.0
+    assert default.fingerprint != none.fingerprint
