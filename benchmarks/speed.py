@@ -270,6 +270,11 @@ def predict_table(data: Dict) -> str:
             + ("\n\nGoals: " + "; ".join(goals) if goals else ""))
 
 
+def _two_by_two(images: Sequence[np.ndarray]) -> np.ndarray:
+    """The four MIBI images (or their maps) as one 2 x 2 mosaic."""
+    return np.block([[images[0], images[1]], [images[2], images[3]]])
+
+
 def run_instances(args, log=print) -> Dict:
     """Seconds of the instance step (``impartial_core.instances.segment``: threshold, split touching
     nuclei, fill holes, drop small objects) on a 2048² nuclei probability map: the four MIBI maps of
@@ -283,16 +288,15 @@ def run_instances(args, log=print) -> Dict:
     model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
                                  config=TrainingConfig(time_budget_s=budget))
     maps = [model.predict(image)["nuclei"].foreground_probability for image in mibi.images]
-    mosaic = np.block([[maps[0], maps[1]], [maps[2], maps[3]]])
     size = 2048
-    probability = tiled(mosaic, size)
+    probability = tiled(_two_by_two(maps), size)
     times, count = [], 0
     for _ in range(1 if args.quick else 3):
         start = time.perf_counter()
         count = int(segment({"nuclei": probability}, model.thresholds).nuclei.max())
         times.append(time.perf_counter() - start)
     log(f"  instances of a {size}² map: {min(times):.2f} s, {count} nuclei")
-    stain = tiled(np.block([[mibi.images[0], mibi.images[1]], [mibi.images[2], mibi.images[3]]]), size)
+    stain = tiled(_two_by_two(mibi.images), size)
     stain_times, stain_count = [], 0
     for _ in range(1 if args.quick else 3):
         start = time.perf_counter()
