@@ -21,38 +21,25 @@ matched at IoU 0.5.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import relabel_sequential, watershed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pixel_net  # noqa: E402
 from benchmarks.data import load_mibi  # noqa: E402
 from impartial_core.instances import _remove_small, nuclei_from_probability  # noqa: E402
 from impartial_core.metrics import evaluate_image, summarize  # noqa: E402
-from impartial_core.network import UNet  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
 from impartial_core.scribbles import BACKGROUND, NUCLEUS  # noqa: E402
 
-PATCH = 128
-BATCH = 8
 LEVELS = (0.3, 0.5, 0.7, 0.85)
 HEIGHTS = (0.05, 0.1, 0.2, 0.3)
-
-
-class CentreNet(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.backbone = UNet(2, 16, 3)
-        self.head = torch.nn.Conv2d(16, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))[:, 0]
 
 
 def targets(scribbles: np.ndarray, probability: np.ndarray, threshold: float):
@@ -62,50 +49,6 @@ def targets(scribbles: np.ndarray, probability: np.ndarray, threshold: float):
     distance = ndi.distance_transform_edt(~strokes)
     not_line = ((distance >= 3) & (distance <= 8) & (probability > threshold)) | (scribbles == BACKGROUND)
     return line, not_line
-
-
-def train(xs, lines, not_lines, steps: int, seed: int) -> CentreNet:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n_line, n_not = sum(int(a.sum()) for a in lines), sum(int(a.sum()) for a in not_lines)
-    weights = [np.where(a, n_not / n_line, 0.0) + np.where(b, 1.0, 0.0) for a, b in zip(lines, not_lines)]
-    ys = [a.astype(np.float32) for a in lines]
-    # Half the patches are centred near a stroke, so that the few labelled pixels are seen often.
-    labelled = [np.argwhere(a) for a in lines]
-    net = CentreNet()
-    optimiser = torch.optim.Adam(net.parameters(), 1e-3)
-    t0 = time.time()
-    for step in range(steps):
-        xb, yb, wb = [], [], []
-        for _ in range(BATCH):
-            i = int(rng.integers(len(xs)))
-            height, width = ys[i].shape
-            if rng.random() < 0.5:
-                r, c = labelled[i][rng.integers(len(labelled[i]))] - PATCH // 2 + rng.integers(-32, 33, 2)
-                r, c = int(np.clip(r, 0, height - PATCH)), int(np.clip(c, 0, width - PATCH))
-            else:
-                r, c = int(rng.integers(height - PATCH + 1)), int(rng.integers(width - PATCH + 1))
-            x, y, w = (a[..., r:r + PATCH, c:c + PATCH] for a in (xs[i], ys[i], weights[i]))
-            k, flip = int(rng.integers(4)), bool(rng.integers(2))
-            x, y, w = np.rot90(x, k, (1, 2)), np.rot90(y, k), np.rot90(w, k)
-            if flip:
-                x, y, w = x[:, ::-1], y[::-1], w[::-1]
-            xb.append(x.copy()), yb.append(y.copy()), wb.append(w.copy())
-        xb, yb, wb = (torch.from_numpy(np.stack(a)).float() for a in (xb, yb, wb))
-        loss = (wb * F.binary_cross_entropy_with_logits(net(xb), yb, reduction="none")).sum() / wb.sum()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % 200 == 0:
-            print(f"    step {step}: loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
-    return net
-
-
-def centre_lines(net: CentreNet, x: np.ndarray) -> np.ndarray:
-    height, width = x.shape[-2:]
-    with torch.no_grad():
-        padded = F.pad(torch.from_numpy(x)[None], (0, (-width) % 8, 0, (-height) % 8), mode="reflect")
-        return torch.sigmoid(net(padded))[0, :height, :width].numpy()
 
 
 def split_at(probability: np.ndarray, threshold: float, centre: np.ndarray, level: float, h: float = 0.0) -> np.ndarray:
@@ -146,8 +89,8 @@ def main() -> None:
         threshold = json.loads(Path(path).with_suffix(".json").read_text())["threshold"]
         xs = [np.stack([normalize(im[None])[0], p]).astype(np.float32) for im, p in zip(mibi.images, maps)]
         known = [targets(s, p, threshold) for s, p in zip(scribbles, maps)]
-        net = train(xs, [k[0] for k in known], [k[1] for k in known], args.steps, seed)
-        centres = [centre_lines(net, x) for x in xs]
+        net = pixel_net.train(xs, [k[0] for k in known], [k[1] for k in known], args.steps, seed)
+        centres = [pixel_net.probability(net, x) for x in xs]
         variants = {"default": [nuclei_from_probability(p, threshold) for p in maps]}
         for level in LEVELS:
             variants[f"centre line > {level}"] = [split_at(p, threshold, c, level) for p, c in zip(maps, centres)]

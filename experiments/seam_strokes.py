@@ -69,6 +69,22 @@ def cut(probability: np.ndarray, threshold: float, seam: np.ndarray, at: float) 
     return labels
 
 
+def report(seam_p: np.ndarray, true_seams: np.ndarray, probability: np.ndarray, threshold: float,
+           truth: np.ndarray, before: dict, cuts, note: str = "") -> str:
+    """The mean seam probability on the true seams and on the other mask pixels, then one line per
+    cut: F1@0.5, mDICE and the nuclei found before -> after cutting where ``seam_p`` exceeds it.
+    ``note`` ends the first line."""
+    others = (probability > threshold) & ~true_seams
+    lines = [f"seam probability {seam_p[true_seams].mean():.3f} on the {int(true_seams.sum())} true seam px, "
+             f"{seam_p[others].mean():.3f} on other mask px{note}"]
+    for at in cuts:
+        after = evaluate_image(None, cut(probability, threshold, seam_p, at), truth)
+        lines.append(f"    cut above {at}: F1@0.5 {before['f1_iou50']:.3f} -> {after['f1_iou50']:.3f}, mDICE "
+                     f"{before['mdice']:.3f} -> {after['mdice']:.3f}, {before['n_pred']} -> {after['n_pred']} nuclei "
+                     f"(true {after['n_true']})")
+    return "\n".join(lines)
+
+
 def base_model(mibi, held_out: int, folder: Path) -> ImPartialModel:
     path = folder / f"base_{held_out}.safetensors"
     if not path.exists():
@@ -119,15 +135,8 @@ def run_fold(mibi, held_out: int, folder: Path) -> None:
         forest = RandomForestClassifier(100, n_jobs=2, random_state=0, class_weight="balanced").fit(
             np.concatenate(xs), np.concatenate(ys))
         seam_p = forest.predict_proba(test_features.reshape(-1, test_features.shape[-1]))[:, 1].reshape(test_p.shape)
-        others = (test_p > threshold) & ~true_seams
-        print(f"held-out {held_out}, {name} ({int(sum(s.sum() for s in seams))} stroke px): seam probability "
-              f"{seam_p[true_seams].mean():.3f} on the {int(true_seams.sum())} true seam px, "
-              f"{seam_p[others].mean():.3f} on other mask px", flush=True)
-        for at in THRESHOLDS:
-            after = evaluate_image(None, cut(test_p, threshold, seam_p, at), fold.test_truth)
-            print(f"    cut above {at}: F1@0.5 {before['f1_iou50']:.3f} -> {after['f1_iou50']:.3f}, mDICE "
-                  f"{before['mdice']:.3f} -> {after['mdice']:.3f}, {before['n_pred']} -> {after['n_pred']} nuclei "
-                  f"(true {after['n_true']})", flush=True)
+        print(f"held-out {held_out}, {name} ({int(sum(s.sum() for s in seams))} stroke px): "
+              + report(seam_p, true_seams, test_p, threshold, fold.test_truth, before, THRESHOLDS), flush=True)
 
 
 def main() -> None:
