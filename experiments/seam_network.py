@@ -28,14 +28,10 @@ from scipy import ndimage as ndi
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks.data import MIBI_IDS, load_mibi  # noqa: E402
-from benchmarks.interactive import make_fold  # noqa: E402
-from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
 from impartial_core.scribbles import BACKGROUND, NUCLEUS, SPLIT  # noqa: E402
-from impartial_core.scribbles.simulation import annotate_box  # noqa: E402
-from impartial_core.suggestions import suggest_for_model  # noqa: E402
 import pixel_net  # noqa: E402
-from seam_strokes import BOX, base_model, every_merge, report  # noqa: E402
+from seam_strokes import every_merge, fold_maps, guided_boxes, report  # noqa: E402
 
 CUTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 CUTS = (0.5, 0.7, 0.8, 0.9, 0.95)
@@ -63,30 +59,10 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((rank[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
 
 
-def guided_strokes(model, fold, nuclei):
-    strokes = [np.zeros(image.shape, np.uint8) for image in fold.images]
-    boxed = [np.zeros(image.shape, bool) for image in fold.images]
-    for place in suggest_for_model(model, fold.images, 20, scribbles=fold.scribbles, window=BOX, device="cpu"):
-        drawn = annotate_box(fold.truth[place.image], place.row, place.col, box=BOX, ring=4,
-                             predicted=nuclei[place.image])
-        strokes[place.image] = np.where(strokes[place.image] == 0, drawn, strokes[place.image])
-        boxed[place.image][max(place.row - BOX // 2, 0):place.row + BOX // 2,
-                           max(place.col - BOX // 2, 0):place.col + BOX // 2] = True
-    return [s == SPLIT for s in strokes], [np.where(s == NUCLEUS, NUCLEUS, f) for s, f in zip(strokes, fold.scribbles)], boxed
-
-
 def run_fold(mibi, held_out: int, folder: Path, steps: int, sets) -> None:
-    fold = make_fold(mibi, held_out)
-    model = base_model(mibi, held_out, folder)
-    threshold = model.threshold("nuclei")
-    maps = [model.predict(image, device="cpu") for image in fold.images]
-    nuclei = [model.segment(m).nuclei for m in maps]
-    probability = [m["nuclei"].foreground_probability for m in maps]
-    test_maps = model.predict(fold.test_image, device="cpu")
-    test_nuclei = model.segment(test_maps).nuclei
-    test_p = test_maps["nuclei"].foreground_probability
-    true_seams = every_merge(fold.test_truth, test_nuclei)
-    before = evaluate_image(None, test_nuclei, fold.test_truth)
+    f = fold_maps(mibi, held_out, folder)
+    fold, model, threshold, nuclei, probability = f.fold, f.model, f.threshold, f.nuclei, f.probability
+    test_p, true_seams, before = f.test_p, f.true_seams, f.before
     xs = [inputs(image, p, threshold) for image, p in zip(fold.images, probability)]
     test_x = inputs(fold.test_image, test_p, threshold)
     choices = {}
@@ -94,7 +70,9 @@ def run_fold(mibi, held_out: int, folder: Path, steps: int, sets) -> None:
         choices["every merge"] = ([every_merge(t, n) for t, n in zip(fold.truth, nuclei)], fold.scribbles,
                                   [np.ones(p.shape, bool) for p in probability])
     if "guided" in sets:
-        choices["20 guided boxes"] = guided_strokes(model, fold, nuclei)
+        strokes, boxed = guided_boxes(model, fold, nuclei)
+        choices["20 guided boxes"] = ([g == SPLIT for g in strokes],
+                                      [np.where(g == NUCLEUS, NUCLEUS, f) for g, f in zip(strokes, fold.scribbles)], boxed)
     for name, (seams, scribbles, regions) in choices.items():
         labels = [known(s, r, f, p, threshold) for s, r, f, p in zip(seams, regions, scribbles, probability)]
         net = pixel_net.train(xs, [k[0] for k in labels], [k[1] for k in labels], steps)

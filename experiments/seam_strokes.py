@@ -22,6 +22,7 @@ back to the nearest object after splitting).
 """
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,21 +97,9 @@ def base_model(mibi, held_out: int, folder: Path) -> ImPartialModel:
     return ImPartialModel.load(path)
 
 
-def run_fold(mibi, held_out: int, folder: Path) -> None:
-    fold = make_fold(mibi, held_out)
-    model = base_model(mibi, held_out, folder)
-    threshold = model.threshold("nuclei")
-    maps = [model.predict(image, device="cpu") for image in fold.images]
-    nuclei = [model.segment(m).nuclei for m in maps]
-    probability = [m["nuclei"].foreground_probability for m in maps]
-    train_features = [features(image, p, threshold) for image, p in zip(fold.images, probability)]
-    test_maps = model.predict(fold.test_image, device="cpu")
-    test_nuclei = model.segment(test_maps).nuclei
-    test_p = test_maps["nuclei"].foreground_probability
-    test_features = features(fold.test_image, test_p, threshold)
-    true_seams = every_merge(fold.test_truth, test_nuclei)
-    before = evaluate_image(None, test_nuclei, fold.test_truth)
-
+def guided_boxes(model: ImPartialModel, fold, nuclei):
+    """The strokes a simulated annotator draws in the 20 boxes ``suggest_for_model`` places on the
+    training images (one image each), and the boxes as masks."""
     guided = [np.zeros(image.shape, np.uint8) for image in fold.images]
     boxed = [np.zeros(image.shape, bool) for image in fold.images]
     for place in suggest_for_model(model, fold.images, 20, scribbles=fold.scribbles, window=BOX, device="cpu"):
@@ -119,6 +108,42 @@ def run_fold(mibi, held_out: int, folder: Path) -> None:
         guided[place.image] = np.where(guided[place.image] == 0, strokes, guided[place.image])
         boxed[place.image][max(place.row - BOX // 2, 0):place.row + BOX // 2,
                            max(place.col - BOX // 2, 0):place.col + BOX // 2] = True
+    return guided, boxed
+
+
+@dataclass
+class FoldMaps:
+    """A fold's base model and what it gives: nuclei and probabilities of the training images, the
+    held-out image's probability, its true seams (where the model merges true nuclei) and scores."""
+    fold: object
+    model: ImPartialModel
+    threshold: float
+    nuclei: list
+    probability: list
+    test_p: np.ndarray
+    true_seams: np.ndarray
+    before: dict
+
+
+def fold_maps(mibi, held_out: int, folder: Path) -> FoldMaps:
+    fold = make_fold(mibi, held_out)
+    model = base_model(mibi, held_out, folder)
+    maps = [model.predict(image, device="cpu") for image in fold.images]
+    test_maps = model.predict(fold.test_image, device="cpu")
+    test_nuclei = model.segment(test_maps).nuclei
+    return FoldMaps(fold, model, model.threshold("nuclei"), [model.segment(m).nuclei for m in maps],
+                    [m["nuclei"].foreground_probability for m in maps], test_maps["nuclei"].foreground_probability,
+                    every_merge(fold.test_truth, test_nuclei), evaluate_image(None, test_nuclei, fold.test_truth))
+
+
+def run_fold(mibi, held_out: int, folder: Path) -> None:
+    f = fold_maps(mibi, held_out, folder)
+    fold, model, threshold, nuclei, probability = f.fold, f.model, f.threshold, f.nuclei, f.probability
+    test_p, true_seams, before = f.test_p, f.true_seams, f.before
+    train_features = [features(image, p, threshold) for image, p in zip(fold.images, probability)]
+    test_features = features(fold.test_image, test_p, threshold)
+
+    guided, boxed = guided_boxes(model, fold, nuclei)
     sets = {"20 guided boxes": ([g == SPLIT for g in guided], [g == NUCLEUS for g in guided], boxed),
             "every merge": ([every_merge(t, n) for t, n in zip(fold.truth, nuclei)],
                             [np.zeros(b.shape, bool) for b in boxed], [np.ones(b.shape, bool) for b in boxed])}
