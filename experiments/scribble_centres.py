@@ -5,17 +5,17 @@ nucleus's middle is, and so split touching nuclei?
 
 A nucleus scribble is a line through the middle of a nucleus (the paper's simulation draws the
 skeleton of the filled nucleus). Of the n100 scribbles' 102 nuclei, 87 touch another (within
-2 px), so the strokes show, for touching nuclei too, where each one's middle runs. ``pseudo_centres.py`` learnt
-a centre-ness from the model's own isolated objects and could not find seams; this learns from
-the strokes. Per saved map (``flip_average.py --save-maps``, models trained on the n100 scribbles
-of all four images, as ``tune_markers.py`` reads them): a U-Net (width 16, depth 3) on the image and
-the nucleus probability learns centre line (nucleus strokes, widened by 1 px) against not centre
-line (mask pixels 3-8 px from a nucleus stroke; background strokes), by class-balanced binary
-cross-entropy on 128 x 128 patches with flips and rotations. Its smoothed output above a level,
-inside the mask, gives one marker per connected piece (or its h-maxima, one per peak); the mask is flooded from the markers over
-its distance transform (as the default instance step floods its h-maxima), objects without a
-marker kept whole. No ground truth is used until scoring, which is over all 889 nuclei
-(102 of which were scribbled) and, apart, the share of the nuclei no stroke touches that are
+2 px), so the strokes show, for touching nuclei too, where each one's middle runs.
+``pseudo_centres.py`` learnt a centre-ness from the model's own isolated objects and could not
+find seams; this learns from the strokes. Per saved map (``flip_average.py --save-maps``, models
+trained on the n100 scribbles of all four images, as ``tune_markers.py`` reads them): a U-Net
+(``pixel_net``: width 16, depth 3) on the image and the nucleus probability learns centre line
+(nucleus strokes, widened by 1 px) against not centre line (mask pixels 3-8 px from a nucleus
+stroke; background strokes). Its smoothed output above a level, inside the mask, gives one
+marker per connected piece (or its h-maxima, one per peak); the mask is flooded from the markers
+over its distance transform (as the default instance step floods its h-maxima), objects without
+a marker kept whole. No ground truth is used until scoring, which is over all 889 nuclei (102 of
+which were scribbled) and, apart, the share of the nuclei no stroke touches that are
 matched at IoU 0.5.
 """
 import argparse

@@ -14,8 +14,8 @@ Two sets of split strokes, as in ``seam_strokes.py``: every merge of the base mo
 the training images (the most split strokes could give) and those of 20 guided boxes.
 
 On the held-out image: the mean seam probability on the true seams (where the base model merges
-true nuclei) against the other mask pixels, and F1@0.5 / mDICE when the mask is cut where the
-seam probability exceeds 0.3 or 0.5 (``seam_strokes.cut``).
+true nuclei) against the other mask pixels with the AUC of that ranking, and F1@0.5 / mDICE when
+the mask is cut where the seam probability exceeds 0.5-0.95 (``seam_strokes.cut``).
 """
 import argparse
 import sys
@@ -33,7 +33,6 @@ from impartial_core.scribbles import BACKGROUND, NUCLEUS, SPLIT  # noqa: E402
 import pixel_net  # noqa: E402
 from seam_strokes import every_merge, fold_maps, guided_boxes, report  # noqa: E402
 
-CUTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 CUTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 
 
