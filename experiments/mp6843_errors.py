@@ -11,7 +11,10 @@ predict --nuclear-channel 1`` does), and sorts, per field:
 - the true cells that hold two or more seeds (nuclei found in DAPI), and whether those seeds
   touch (one nucleus cut in two) or not (two nuclei in one cell, as in a cell about to divide);
 - the small seeds (under a quarter of the field's median seed area): alone in their true cell, an
-  extra seed in a true cell, or on background, which says what a minimum seed size would cost.
+  extra seed in a true cell, or on background, which says what a minimum seed size would cost;
+- over all fields, the borders between touching predicted cells (at least 5 pixel pairs): whether
+  the actin along the border (over the two cells' mean actin) or the cell probability there tells
+  two cells of one true cell (which merging them would fix) from two true cells.
 """
 import sys
 from pathlib import Path
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.mp6843 import NUCLEAR_CHANNEL, load_mp6843  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.metrics import evaluate_image  # noqa: E402
+from impartial_core.normalization import normalize  # noqa: E402
 
 
 def unmatched_cells(cells: np.ndarray, truth: np.ndarray) -> dict:
@@ -79,14 +83,38 @@ def small_seeds(seeds: np.ndarray, truth: np.ndarray) -> dict:
     return kinds
 
 
+def borders(cells: np.ndarray, truth: np.ndarray, actin: np.ndarray, probability: np.ndarray) -> list:
+    """Per border between touching predicted cells: (one true cell?, actin ratio, mean probability)."""
+    lengths = {}
+    for a, b in ((cells[:, :-1], cells[:, 1:]), (cells[:-1, :], cells[1:, :])):
+        touching = (a > 0) & (b > 0) & (a != b)
+        for x, y in zip(a[touching], b[touching]):
+            key = (min(x, y), max(x, y))
+            lengths[key] = lengths.get(key, 0) + 1
+    owners = {}
+    for label in range(1, cells.max() + 1):
+        found, overlap = np.unique(truth[cells == label], return_counts=True)
+        owners[label] = found[np.argmax(overlap)] if found.size else 0
+    rows = []
+    for (x, y), length in lengths.items():
+        if length < 5:
+            continue
+        one, other = cells == x, cells == y
+        border = (ndi.binary_dilation(one) & other) | (ndi.binary_dilation(other) & one)
+        ratio = actin[border].mean() / ((actin[one].mean() + actin[other].mean()) / 2)
+        rows.append((owners[x] == owners[y] != 0, ratio, probability[border].mean()))
+    return rows
+
+
 def main() -> None:
     maps = np.load(sys.argv[1])
-    totals = {}
+    totals, border_rows = {}, []
     for field in load_mp6843():
         probability, threshold = maps[f"p{field.id}"], float(maps[f"t{field.id}"])
         objects = instances.segment({"cells": probability}, {"cells": threshold}, image=field.image,
                                     nuclear_channel=NUCLEAR_CHANNEL)
         score = evaluate_image(None, objects.cells, field.truth)
+        border_rows += borders(objects.cells, field.truth, normalize(field.image[:1])[0], probability)
         rows = {"unmatched": unmatched_cells(objects.cells, field.truth),
                 "small seeds": small_seeds(objects.nuclei, field.truth)}
         crowded, touching = crowded_cells(objects.nuclei, field.truth)
@@ -98,6 +126,16 @@ def main() -> None:
                            ("touching", touching)] + [(f"{n}: {k}", v) for n, r in rows.items() for k, v in r.items()]:
             totals[key] = totals.get(key, 0) + value
     print("all fields: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    same = np.array([r[0] for r in border_rows])
+    print(f"borders between touching cells: {len(same)}, {int(same.sum())} of them inside one true cell")
+    for at in (0.8, 0.9, 1.0, 1.2):
+        merged = np.array([r[1] > at for r in border_rows])
+        print(f"    actin on the border > {at} x the cells': {int((merged & same).sum())} inside one true cell, "
+              f"{int((merged & ~same).sum())} between two")
+    for at in (0.7, 0.8, 0.9):
+        merged = np.array([r[1] > 0.9 and r[2] > at for r in border_rows])
+        print(f"    actin > 0.9 x and probability > {at}: {int((merged & same).sum())} inside one true cell, "
+              f"{int((merged & ~same).sum())} between two")
 
 
 if __name__ == "__main__":
