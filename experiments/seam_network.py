@@ -59,27 +59,26 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def run_fold(mibi, held_out: int, folder: Path, steps: int, sets) -> None:
-    f = fold_maps(mibi, held_out, folder)
-    fold, model, threshold, nuclei, probability = f.fold, f.model, f.threshold, f.nuclei, f.probability
-    test_p, true_seams, before = f.test_p, f.true_seams, f.before
+    maps = fold_maps(mibi, held_out, folder)
+    fold, threshold, nuclei, probability = maps.fold, maps.threshold, maps.nuclei, maps.probability
     xs = [inputs(image, p, threshold) for image, p in zip(fold.images, probability)]
-    test_x = inputs(fold.test_image, test_p, threshold)
+    test_x = inputs(fold.test_image, maps.test_p, threshold)
     choices = {}
     if "every" in sets:
         choices["every merge"] = ([every_merge(t, n) for t, n in zip(fold.truth, nuclei)], fold.scribbles,
                                   [np.ones(p.shape, bool) for p in probability])
     if "guided" in sets:
-        strokes, boxed = guided_boxes(model, fold, nuclei)
+        strokes, boxed = guided_boxes(maps.model, fold, nuclei)
         choices["20 guided boxes"] = ([g == SPLIT for g in strokes],
                                       [np.where(g == NUCLEUS, NUCLEUS, f) for g, f in zip(strokes, fold.scribbles)], boxed)
+    others = (maps.test_p > threshold) & ~maps.true_seams
     for name, (seams, scribbles, regions) in choices.items():
         labels = [known(s, r, f, p, threshold) for s, r, f, p in zip(seams, regions, scribbles, probability)]
         net = pixel_net.train(xs, [k[0] for k in labels], [k[1] for k in labels], steps)
         seam_p = pixel_net.probability(net, test_x)
-        others = (test_p > threshold) & ~true_seams
         print(f"held-out {held_out}, {name} ({int(sum(s.sum() for s in seams))} stroke px): "
-              + report(seam_p, true_seams, test_p, threshold, fold.test_truth, before, CUTS,
-                       note=f", AUC {auc(seam_p[true_seams], seam_p[others]):.3f}"), flush=True)
+              + report(maps, seam_p, CUTS, note=f", AUC {auc(seam_p[maps.true_seams], seam_p[others]):.3f}"),
+              flush=True)
 
 
 def main() -> None:

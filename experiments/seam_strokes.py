@@ -70,16 +70,15 @@ def cut(probability: np.ndarray, threshold: float, seam: np.ndarray, at: float) 
     return labels
 
 
-def report(seam_p: np.ndarray, true_seams: np.ndarray, probability: np.ndarray, threshold: float,
-           truth: np.ndarray, before: dict, cuts, note: str = "") -> str:
-    """The mean seam probability on the true seams and on the other mask pixels, then one line per
-    cut: F1@0.5, mDICE and the nuclei found before -> after cutting where ``seam_p`` exceeds it.
-    ``note`` ends the first line."""
-    others = (probability > threshold) & ~true_seams
-    lines = [f"seam probability {seam_p[true_seams].mean():.3f} on the {int(true_seams.sum())} true seam px, "
-             f"{seam_p[others].mean():.3f} on other mask px{note}"]
+def report(maps: "FoldMaps", seam_p: np.ndarray, cuts, note: str = "") -> str:
+    """The mean seam probability on the held-out image's true seams and on its other mask pixels,
+    then one line per cut: F1@0.5, mDICE and the nuclei found before -> after cutting where
+    ``seam_p`` exceeds it. ``note`` ends the first line."""
+    before, others = maps.before, (maps.test_p > maps.threshold) & ~maps.true_seams
+    lines = [f"seam probability {seam_p[maps.true_seams].mean():.3f} on the {int(maps.true_seams.sum())} true seam "
+             f"px, {seam_p[others].mean():.3f} on other mask px{note}"]
     for at in cuts:
-        after = evaluate_image(None, cut(probability, threshold, seam_p, at), truth)
+        after = evaluate_image(None, cut(maps.test_p, maps.threshold, seam_p, at), maps.fold.test_truth)
         lines.append(f"    cut above {at}: F1@0.5 {before['f1_iou50']:.3f} -> {after['f1_iou50']:.3f}, mDICE "
                      f"{before['mdice']:.3f} -> {after['mdice']:.3f}, {before['n_pred']} -> {after['n_pred']} nuclei "
                      f"(true {after['n_true']})")
@@ -137,13 +136,12 @@ def fold_maps(mibi, held_out: int, folder: Path) -> FoldMaps:
 
 
 def run_fold(mibi, held_out: int, folder: Path) -> None:
-    f = fold_maps(mibi, held_out, folder)
-    fold, model, threshold, nuclei, probability = f.fold, f.model, f.threshold, f.nuclei, f.probability
-    test_p, true_seams, before = f.test_p, f.true_seams, f.before
+    maps = fold_maps(mibi, held_out, folder)
+    fold, threshold, nuclei, probability = maps.fold, maps.threshold, maps.nuclei, maps.probability
     train_features = [features(image, p, threshold) for image, p in zip(fold.images, probability)]
-    test_features = features(fold.test_image, test_p, threshold)
+    test_features = features(fold.test_image, maps.test_p, threshold)
 
-    guided, boxed = guided_boxes(model, fold, nuclei)
+    guided, boxed = guided_boxes(maps.model, fold, nuclei)
     sets = {"20 guided boxes": ([g == SPLIT for g in guided], [g == NUCLEUS for g in guided], boxed),
             "every merge": ([every_merge(t, n) for t, n in zip(fold.truth, nuclei)],
                             [np.zeros(b.shape, bool) for b in boxed], [np.ones(b.shape, bool) for b in boxed])}
@@ -159,9 +157,10 @@ def run_fold(mibi, held_out: int, folder: Path) -> None:
             ys += [np.ones(int(seam.sum())), np.zeros(int(other.sum()))]
         forest = RandomForestClassifier(100, n_jobs=2, random_state=0, class_weight="balanced").fit(
             np.concatenate(xs), np.concatenate(ys))
-        seam_p = forest.predict_proba(test_features.reshape(-1, test_features.shape[-1]))[:, 1].reshape(test_p.shape)
+        seam_p = forest.predict_proba(test_features.reshape(-1, test_features.shape[-1]))[:, 1].reshape(
+            maps.test_p.shape)
         print(f"held-out {held_out}, {name} ({int(sum(s.sum() for s in seams))} stroke px): "
-              + report(seam_p, true_seams, test_p, threshold, fold.test_truth, before, THRESHOLDS), flush=True)
+              + report(maps, seam_p, THRESHOLDS), flush=True)
 
 
 def main() -> None:
