@@ -1,0 +1,205 @@
+"""Where the MIBI nuclei go wrong on held-out images: merges, and fragments of one nucleus.
+
+    python experiments/mibi_fragments.py --maps DIR [--seeds 0 1]
+
+Trains, per seed, the four leave-one-image-out default models (MIBI n100 scribbles of three
+images, 3 minutes each on 2 CPU cores) and keeps each held-out image's nucleus probability and the
+model's threshold in ``DIR/mibi_folds_seed{N}.npz`` (reused when there). On the default nuclei of
+each held-out image it then counts:
+
+- the true nuclei matched at IoU 0.5, merged with a neighbour, or split;
+- the predicted nuclei that match nothing: mostly on background, a merge of true nuclei, or a
+  fragment of one true nucleus, touching another predicted object of that nucleus or alone;
+  and F1@0.5 with the fragments removed (what an oracle merging them could gain at most);
+- whether the borders between touching predicted nuclei tell a fragment from a neighbour: a
+  random forest on border features (the smaller and larger area, border length, the distance
+  transform's and the probability's saddle on the border, the image on the border), trained on
+  the truth-labelled borders of the other three images, merges the held-out image's borders it
+  calls one nucleus (an upper bound for what strokes across fragments could teach);
+- the probability smoothed (Gaussian, 1 px) before the default instance step, at the default
+  split depth and at 0.75, per image; and the default nuclei with only those joined that one
+  smoothed object holds, where it stays under 1.5 or 2 times the median default area.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.data import MIBI_IDS, load_mibi  # noqa: E402
+from benchmarks.interactive import make_fold  # noqa: E402
+from impartial_core import instances  # noqa: E402
+from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
+from impartial_core.metrics import evaluate_image  # noqa: E402
+from impartial_core.model import ImPartialModel  # noqa: E402
+
+
+def fold_maps(folder: Path, seed: int) -> dict:
+    """Per held-out image id: (image, truth, probability, threshold) from the default fold model."""
+    path = folder / f"mibi_folds_seed{seed}.npz"
+    if not path.exists():
+        mibi, saved = load_mibi(), {}
+        for held in MIBI_IDS:
+            fold = make_fold(mibi, held)
+            model = ImPartialModel.train(fold.images, fold.scribbles, tasks_for("nuclei", 1), NetworkConfig(1),
+                                         TrainingConfig(time_budget_s=180, device="cpu", seed=seed))
+            saved.update({f"x{held}": fold.test_image, f"y{held}": fold.test_truth,
+                          f"p{held}": model.predict(fold.test_image, device="cpu")["nuclei"].foreground_probability,
+                          f"t{held}": np.float64(model.threshold("nuclei"))})
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **saved)
+    data = np.load(path)
+    return {held: (data[f"x{held}"], data[f"y{held}"], data[f"p{held}"], float(data[f"t{held}"])) for held in MIBI_IDS}
+
+
+def overlaps(nuclei: np.ndarray, truth: np.ndarray):
+    """(pixels shared by each (true, predicted) pair, true areas, predicted areas)."""
+    both = (truth > 0) & (nuclei > 0)
+    pairs, counts = np.unique(np.stack([truth[both], nuclei[both]]), axis=1, return_counts=True)
+    return dict(zip(map(tuple, pairs.T), counts)), np.bincount(truth.ravel()), np.bincount(nuclei.ravel())
+
+
+def error_kinds(nuclei: np.ndarray, truth: np.ndarray) -> dict:
+    """Counts of true nuclei matched / merged / split / missed, and of unmatched predicted nuclei
+    by kind; ``fragments`` is the set of predicted labels that are fragments of one true nucleus."""
+    shared, true_area, area = overlaps(nuclei, truth)
+    iou = {(a, b): c / (true_area[a] + area[b] - c) for (a, b), c in shared.items()}
+    kinds = {k: 0 for k in ("matched", "merged", "split", "missed", "background", "merge of true nuclei",
+                             "fragment touching another of its nucleus", "fragment alone")}
+    for a in np.flatnonzero(true_area[1:]) + 1:
+        mine = {b: c for (t, b), c in shared.items() if t == a}
+        if not mine:
+            kinds["missed"] += 1
+            continue
+        b = max(mine, key=mine.get)
+        if iou[(a, b)] >= 0.5:
+            kinds["matched"] += 1
+        elif any(t != a and c > 0.3 * true_area[t] for (t, bb), c in shared.items() if bb == b) and area[b] > true_area[a]:
+            kinds["merged"] += 1
+        else:
+            kinds["split"] += 1
+    fragments = set()
+    for b in np.flatnonzero(area[1:]) + 1:
+        held = {t: c for (t, bb), c in shared.items() if bb == b}
+        if any(iou[(t, b)] >= 0.5 for t in held):
+            continue
+        if area[b] - sum(held.values()) > area[b] / 2:
+            kinds["background"] += 1
+        elif sum(c > 0.3 * true_area[t] for t, c in held.items()) >= 2:
+            kinds["merge of true nuclei"] += 1
+        else:
+            owner = max(held, key=held.get)
+            piece = nuclei == b
+            ring = ndi.binary_dilation(piece, iterations=2) & ~piece & (truth == owner)
+            touching = bool(np.setdiff1d(np.unique(nuclei[ring]), [0, b]).size)
+            kinds["fragment touching another of its nucleus" if touching else "fragment alone"] += 1
+            fragments.add(b)
+    return kinds, fragments
+
+
+def border_features(nuclei: np.ndarray, probability: np.ndarray, image: np.ndarray, truth: np.ndarray):
+    """Per border between touching predicted nuclei (4-neighbour pixel pairs): the pair, its
+    features, and whether the two lie mostly in one true nucleus."""
+    lengths = {}
+    for a, b in ((nuclei[:, :-1], nuclei[:, 1:]), (nuclei[:-1, :], nuclei[1:, :])):
+        touching = (a > 0) & (b > 0) & (a != b)
+        for x, y in zip(a[touching], b[touching]):
+            key = (min(x, y), max(x, y))
+            lengths[key] = lengths.get(key, 0) + 1
+    index = np.arange(nuclei.max() + 1)
+    area, distance = np.bincount(nuclei.ravel()), ndi.distance_transform_edt(nuclei > 0)
+    peak, mean_p, mean_i = (ndi.maximum(distance, nuclei, index), ndi.mean(probability, nuclei, index),
+                            ndi.mean(image, nuclei, index))
+    owner = [0] + [np.bincount(truth[nuclei == label]).argmax() for label in index[1:]]
+    pairs, rows, same = [], [], []
+    for (x, y), length in lengths.items():
+        one, other = nuclei == x, nuclei == y
+        border = (ndi.binary_dilation(one) & other) | (ndi.binary_dilation(other) & one)
+        pairs.append((x, y))
+        rows.append([np.log(min(area[x], area[y])), np.log(max(area[x], area[y])), np.log(length),
+                     distance[border].max() / min(peak[x], peak[y]), probability[border].mean() / min(mean_p[x], mean_p[y]),
+                     image[border].mean() / max(min(mean_i[x], mean_i[y]), 1e-6)])
+        same.append(owner[x] == owner[y] != 0)
+    return pairs, np.array(rows), np.array(same)
+
+
+def merged(nuclei: np.ndarray, pairs) -> np.ndarray:
+    """``nuclei`` with each listed pair of labels joined (transitively)."""
+    parent = np.arange(nuclei.max() + 1)
+
+    def root(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    return relabel_sequential(np.array([root(a) for a in parent])[nuclei])[0]
+
+
+def joined_where_small(nuclei: np.ndarray, smooth: np.ndarray, factor: float) -> np.ndarray:
+    """``nuclei`` with the objects each ``smooth`` object mostly holds joined, where that smooth object
+    is at most ``factor`` times the median area of ``nuclei``."""
+    areas = np.bincount(nuclei.ravel())[1:]
+    limit, smooth_area = factor * np.median(areas[areas > 0]), np.bincount(smooth.ravel())
+    join = []
+    for label in np.flatnonzero(smooth_area[1:] <= limit) + 1:
+        held = [b for b in np.setdiff1d(np.unique(nuclei[smooth == label]), [0])
+                if (smooth[nuclei == b] == label).mean() > 0.5]
+        join += [(held[0], b) for b in held[1:]]
+    return merged(nuclei, join)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--maps", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    from sklearn.ensemble import RandomForestClassifier
+
+    for seed in args.seeds:
+        folds = fold_maps(args.maps, seed)
+        print(f"seed {seed}, held-out image: F1@0.5 per image, then the mean")
+        default = {held: instances.nuclei_from_probability(p, t) for held, (_, _, p, t) in folds.items()}
+        rows = {name: [] for name in (
+            "default", "fragments removed (oracle)", "borders merged by a forest trained on the other images' truth",
+            "probability smoothed 1 px, split depth 1", "probability smoothed 1 px, split depth 0.75",
+            "default, joined where smoothed is under 1.5 x median", "default, joined where smoothed is under 2 x median")}
+        totals = {}
+        borders = {held: border_features(default[held], p, x.reshape(p.shape), y) for held, (x, y, p, _) in folds.items()}
+        for held, (_, truth, p, t) in folds.items():
+            kinds, fragments = error_kinds(default[held], truth)
+            for key, value in kinds.items():
+                totals[key] = totals.get(key, 0) + value
+            rows["default"].append(evaluate_image(None, default[held], truth))
+            rows["fragments removed (oracle)"].append(
+                evaluate_image(None, np.where(np.isin(default[held], list(fragments)), 0, default[held]), truth))
+            train = [borders[other] for other in folds if other != held]
+            forest = RandomForestClassifier(200, min_samples_leaf=3, random_state=0, class_weight="balanced").fit(
+                np.concatenate([b[1] for b in train]), np.concatenate([b[2] for b in train]))
+            pairs, features, _ = borders[held]
+            join = [pair for pair, q in zip(pairs, forest.predict_proba(features)[:, 1]) if q > 0.7]
+            rows["borders merged by a forest trained on the other images' truth"].append(
+                evaluate_image(None, merged(default[held], join), truth))
+            for sigma, h in ((1.0, 1.0), (1.0, 0.75)):
+                smooth = instances.nuclei_from_probability(ndi.gaussian_filter(p, sigma), t, InstanceConfig(split_h=h))
+                rows[f"probability smoothed {sigma:g} px, split depth {h:g}"].append(
+                    evaluate_image(None, smooth, truth))
+                if h == 1.0:
+                    for factor in (1.5, 2.0):
+                        rows[f"default, joined where smoothed is under {factor:g} x median"].append(
+                            evaluate_image(None, joined_where_small(default[held], smooth, factor), truth))
+        print("    " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+        same = np.concatenate([b[2] for b in borders.values()])
+        print(f"    borders between touching nuclei: {len(same)}, {int(same.sum())} inside one true nucleus")
+        for name, scores in rows.items():
+            f1 = [s["f1_iou50"] for s in scores]
+            print(f"    {name:62} F1@0.5 " + " ".join(f"{v:.3f}" for v in f1) + f"  mean {np.mean(f1):.3f}, "
+                  f"mDICE {np.mean([s['mdice'] for s in scores]):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
