@@ -1,11 +1,12 @@
-"""Where the MIBI nuclei go wrong on held-out images: merges, and fragments of one nucleus.
+"""Where the MIBI nuclei went wrong on held-out images, merges and fragments, and the split that fixed it.
 
-    python experiments/mibi_fragments.py --maps DIR [--seeds 0 1]
+    python experiments/mibi_fragments.py --maps DIR [--seeds 0 1] [--training-images n100 n200]
 
 Trains, per seed, the four leave-one-image-out default models (MIBI n100 scribbles of three
 images, 3 minutes each on 2 CPU cores) and keeps each held-out image's nucleus probability and the
-model's threshold in ``DIR/mibi_folds_seed{N}.npz`` (reused when there). On the default nuclei of
-each held-out image it then counts:
+model's threshold in ``DIR/mibi_folds_seed{N}.npz`` (reused when there). On the nuclei of each
+held-out image split as before (h-maxima of the mask's smoothed distance transform, depth 1 px)
+it then counts:
 
 - the true nuclei matched at IoU 0.5, merged with a neighbour, or split;
 - the predicted nuclei that match nothing: mostly on background, a merge of true nuclei, or a
@@ -16,9 +17,15 @@ each held-out image it then counts:
   transform's and the probability's saddle on the border, the image on the border), trained on
   the truth-labelled borders of the other three images, merges the held-out image's borders it
   calls one nucleus (an upper bound for what strokes across fragments could teach);
-- the probability smoothed (Gaussian, 1 px) before the default instance step, at the default
-  split depth and at 0.75, per image; and the default nuclei with only those joined that one
-  smoothed object holds, where it stays under 1.5 or 2 times the median default area.
+- the probability smoothed (Gaussian, 1 px) before that split, at depth 1 and 0.75, per image;
+  and those nuclei with only the ones joined that one smoothed object holds, where it stays under
+  1.5 or 2 times their median area;
+- the split at the valleys of the probability smoothed over 0.4 or 0.5 nuclear radii, at depths
+  0.02-0.05 (``instances.split_at_valleys``; 0.4 and 0.05 are the defaults since).
+
+``--training-images n100 n200`` also trains one default model per seed and budget on all four
+images and compares the distance split with the default valley split on those images (the
+accuracy benchmark's setting).
 """
 import argparse
 import sys
@@ -33,8 +40,23 @@ from benchmarks.data import MIBI_IDS, load_mibi  # noqa: E402
 from benchmarks.interactive import make_fold  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
-from impartial_core.metrics import evaluate_image  # noqa: E402
+from impartial_core.metrics import evaluate_image, summarize  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
+from impartial_core.nuclear_stain import nuclear_radius  # noqa: E402
+
+
+def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
+    """Nuclei as ``instances.nuclei_from_probability`` made them before: the mask split at the
+    h-maxima of its smoothed distance transform, holes filled, small objects dropped."""
+    config = InstanceConfig()
+    return instances._clean_up(instances.split_touching(probability > threshold, h), config, config.min_size)
+
+
+def valley_split(probability: np.ndarray, threshold: float, radii: float, depth: float) -> np.ndarray:
+    """Nuclei split at the valleys of the probability smoothed over ``radii`` nuclear radii."""
+    config, mask = InstanceConfig(), probability > threshold
+    sigma = radii * nuclear_radius(probability)
+    return instances._clean_up(instances.split_at_valleys(probability, mask, depth, sigma), config, config.min_size)
 
 
 def fold_maps(folder: Path, seed: int) -> dict:
@@ -53,6 +75,36 @@ def fold_maps(folder: Path, seed: int) -> dict:
         np.savez_compressed(path, **saved)
     data = np.load(path)
     return {held: (data[f"x{held}"], data[f"y{held}"], data[f"p{held}"], float(data[f"t{held}"])) for held in MIBI_IDS}
+
+
+def training_maps(folder: Path, seed: int, budget: str) -> list:
+    """(truth, probability, threshold) of the four MIBI images from one default model trained on all
+    four with the ``budget`` scribbles (the accuracy benchmark's setting), saved in
+    ``folder/mibi_all_{budget}_seed{N}.npz``."""
+    path = folder / f"mibi_all_{budget}_seed{seed}.npz"
+    mibi = load_mibi()
+    if not path.exists():
+        model = ImPartialModel.train(mibi.images, mibi.scribbles[budget], tasks_for("nuclei", 1), NetworkConfig(1),
+                                     TrainingConfig(time_budget_s=180, device="cpu", seed=seed))
+        maps = [model.predict(image, device="cpu")["nuclei"].foreground_probability for image in mibi.images]
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, *maps, threshold=np.float64(model.threshold("nuclei")))
+    data = np.load(path)
+    return [(truth, data[f"arr_{i}"], float(data["threshold"])) for i, truth in enumerate(mibi.truth)]
+
+
+def compare_on_training_images(folder: Path, seeds, budget: str) -> None:
+    """The distance split against the default valley split, on the images the models trained on."""
+    print(f"models trained on all four images ({budget}), scored on them (F1@0.5 / mDICE over the images, per seed)")
+    for name, split in (("distance split", distance_split),
+                        ("valleys of the probability over 0.4 radii, depth 0.05",
+                         lambda p, t: valley_split(p, t, 0.4, 0.05))):
+        scores = []
+        for seed in seeds:
+            results = [evaluate_image(None, split(p, t), truth) for truth, p, t in training_maps(folder, seed, budget)]
+            scores.append(summarize(results))
+        print(f"    {name:62} " + "  ".join(f"{s['f1_iou50']:.3f} / {s['mdice']:.3f}" for s in scores)
+              + f"  mean {np.mean([s['f1_iou50'] for s in scores]):.3f} / {np.mean([s['mdice'] for s in scores]):.3f}")
 
 
 def overlaps(nuclei: np.ndarray, truth: np.ndarray):
@@ -157,24 +209,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--maps", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--training-images", nargs="*", default=[], choices=["n100", "n200"],
+                        help="also compare the two splits on models trained on all four images with these "
+                             "scribbles, scored on them")
     args = parser.parse_args()
     from sklearn.ensemble import RandomForestClassifier
 
     for seed in args.seeds:
         folds = fold_maps(args.maps, seed)
         print(f"seed {seed}, held-out image: F1@0.5 per image, then the mean")
-        default = {held: instances.nuclei_from_probability(p, t) for held, (_, _, p, t) in folds.items()}
+        default = {held: distance_split(p, t) for held, (_, _, p, t) in folds.items()}
+        valleys = [(radii, depth) for radii in (0.4, 0.5) for depth in (0.02, 0.03, 0.05)]
         rows = {name: [] for name in (
-            "default", "fragments removed (oracle)", "borders merged by a forest trained on the other images' truth",
+            "distance split", "fragments removed (oracle)", "borders merged by a forest trained on the other images' truth",
             "probability smoothed 1 px, split depth 1", "probability smoothed 1 px, split depth 0.75",
-            "default, joined where smoothed is under 1.5 x median", "default, joined where smoothed is under 2 x median")}
+            "distance split, joined where smoothed is under 1.5 x median",
+            "distance split, joined where smoothed is under 2 x median")
+            + tuple(f"valleys of the probability over {r:g} radii, depth {d:g}" for r, d in valleys)}
         totals = {}
         borders = {held: border_features(default[held], p, x.reshape(p.shape), y) for held, (x, y, p, _) in folds.items()}
         for held, (_, truth, p, t) in folds.items():
             kinds, fragments = error_kinds(default[held], truth)
             for key, value in kinds.items():
                 totals[key] = totals.get(key, 0) + value
-            rows["default"].append(evaluate_image(None, default[held], truth))
+            rows["distance split"].append(evaluate_image(None, default[held], truth))
             rows["fragments removed (oracle)"].append(
                 evaluate_image(None, np.where(np.isin(default[held], list(fragments)), 0, default[held]), truth))
             train = [borders[other] for other in folds if other != held]
@@ -185,13 +243,16 @@ def main() -> None:
             rows["borders merged by a forest trained on the other images' truth"].append(
                 evaluate_image(None, merged(default[held], join), truth))
             for sigma, h in ((1.0, 1.0), (1.0, 0.75)):
-                smooth = instances.nuclei_from_probability(ndi.gaussian_filter(p, sigma), t, InstanceConfig(split_h=h))
+                smooth = distance_split(ndi.gaussian_filter(p, sigma), t, h)
                 rows[f"probability smoothed {sigma:g} px, split depth {h:g}"].append(
                     evaluate_image(None, smooth, truth))
                 if h == 1.0:
                     for factor in (1.5, 2.0):
-                        rows[f"default, joined where smoothed is under {factor:g} x median"].append(
+                        rows[f"distance split, joined where smoothed is under {factor:g} x median"].append(
                             evaluate_image(None, joined_where_small(default[held], smooth, factor), truth))
+            for radii, depth in valleys:
+                rows[f"valleys of the probability over {radii:g} radii, depth {depth:g}"].append(
+                    evaluate_image(None, valley_split(p, t, radii, depth), truth))
         print("    " + ", ".join(f"{k} {v}" for k, v in totals.items()))
         same = np.concatenate([b[2] for b in borders.values()])
         print(f"    borders between touching nuclei: {len(same)}, {int(same.sum())} inside one true nucleus")
@@ -199,6 +260,8 @@ def main() -> None:
             f1 = [s["f1_iou50"] for s in scores]
             print(f"    {name:62} F1@0.5 " + " ".join(f"{v:.3f}" for v in f1) + f"  mean {np.mean(f1):.3f}, "
                   f"mDICE {np.mean([s['mdice'] for s in scores]):.3f}", flush=True)
+    for budget in args.training_images:
+        compare_on_training_images(args.maps, args.seeds, budget)
 
 
 if __name__ == "__main__":
