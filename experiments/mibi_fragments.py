@@ -43,6 +43,7 @@ from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig,
 from impartial_core.metrics import evaluate_image, summarize  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_radius  # noqa: E402
+from mp6843_errors import border_lengths  # noqa: E402
 
 
 def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
@@ -155,12 +156,7 @@ def error_kinds(nuclei: np.ndarray, truth: np.ndarray) -> dict:
 def border_features(nuclei: np.ndarray, probability: np.ndarray, image: np.ndarray, truth: np.ndarray):
     """Per border between touching predicted nuclei (4-neighbour pixel pairs): the pair, its
     features, and whether the two lie mostly in one true nucleus."""
-    lengths = {}
-    for a, b in ((nuclei[:, :-1], nuclei[:, 1:]), (nuclei[:-1, :], nuclei[1:, :])):
-        touching = (a > 0) & (b > 0) & (a != b)
-        for x, y in zip(a[touching], b[touching]):
-            key = (min(x, y), max(x, y))
-            lengths[key] = lengths.get(key, 0) + 1
+    lengths = border_lengths(nuclei)
     index = np.arange(nuclei.max() + 1)
     area, distance = np.bincount(nuclei.ravel()), ndi.distance_transform_edt(nuclei > 0)
     peak, mean_p, mean_i = (ndi.maximum(distance, nuclei, index), ndi.mean(probability, nuclei, index),

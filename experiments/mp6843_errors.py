@@ -83,14 +83,20 @@ def small_seeds(seeds: np.ndarray, truth: np.ndarray) -> dict:
     return kinds
 
 
-def borders(cells: np.ndarray, truth: np.ndarray, actin: np.ndarray, probability: np.ndarray) -> list:
-    """Per border between touching predicted cells: (one true cell?, actin ratio, mean probability)."""
+def border_lengths(labels: np.ndarray) -> dict:
+    """(smaller label, larger label) -> number of 4-neighbour pixel pairs where the two touch."""
     lengths = {}
-    for a, b in ((cells[:, :-1], cells[:, 1:]), (cells[:-1, :], cells[1:, :])):
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
         touching = (a > 0) & (b > 0) & (a != b)
         for x, y in zip(a[touching], b[touching]):
             key = (min(x, y), max(x, y))
             lengths[key] = lengths.get(key, 0) + 1
+    return lengths
+
+
+def borders(cells: np.ndarray, truth: np.ndarray, actin: np.ndarray, probability: np.ndarray) -> list:
+    """Per border between touching predicted cells: (one true cell?, actin ratio, mean probability)."""
+    lengths = border_lengths(cells)
     owners = {}
     for label in range(1, cells.max() + 1):
         found, overlap = np.unique(truth[cells == label], return_counts=True)

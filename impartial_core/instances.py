@@ -33,7 +33,8 @@ PROPAGATION_REGULARIZATION = 0.05
 # leave-one-image-out, two seeds): F1@0.5 0.726 / 0.721 against 0.700 / 0.698 for the h-maxima
 # of the mask's distance transform, better on each of the 8 held-out maps, mDICE 0.746 / 0.736
 # against 0.744 / 0.736 (models trained on all four images, scored on them: 0.710 against
-# 0.692, mDICE 0.756 both). The distance transform cut a textured nucleus wherever the
+# 0.692, mDICE 0.756 both; with the n200 scribbles 0.715 against 0.714, mDICE 0.743 against
+# 0.753). The distance transform cut a textured nucleus wherever the
 # probability has a dark hole or inlet in it (162-179 fragments beside another piece of their
 # nucleus); 0.5 radii, or depths 0.02-0.03, gave 0.698-0.727 there.
 NUCLEUS_SMOOTHING_RADII = 0.4
@@ -115,11 +116,7 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     blob (4-connected component): a neck between two nuclei splits them when each side is at
     least ``h`` pixels "thicker" than the neck. Splits the nuclei found in a nuclear stain
     (:func:`nuclei_from_channel`); learnt nucleus probabilities are split at their valleys
-    (:func:`nuclei_from_probability`).
-
-    Speed: a blob whose distance has a single local-maximum plateau has a single marker, so it
-    is one object without any watershed; only the other blobs (touching nuclei, a minority) are
-    cut out by their bounding box and split one by one.
+    (:func:`nuclei_from_probability`). Blob by blob (:func:`_split_blobs`).
     """
     blobs, n_blobs = ndi.label(mask)
     if n_blobs == 0:
