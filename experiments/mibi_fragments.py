@@ -1,12 +1,12 @@
-"""Where the MIBI nuclei went wrong on held-out images, merges and fragments, and the split that fixed it.
+"""Where the MIBI nuclei go wrong on held-out images, merges and fragments, and a split at the probability's valleys.
 
     python experiments/mibi_fragments.py --maps DIR [--seeds 0 1] [--training-images n100 n200]
 
 Trains, per seed, the four leave-one-image-out default models (MIBI n100 scribbles of three
 images, 3 minutes each on 2 CPU cores) and keeps each held-out image's nucleus probability and the
 model's threshold in ``DIR/mibi_folds_seed{N}.npz`` (reused when there). On the nuclei of each
-held-out image split as before (h-maxima of the mask's smoothed distance transform, depth 1 px)
-it then counts:
+held-out image split as the default does (h-maxima of the mask's smoothed distance transform,
+depth 1 px) it then counts:
 
 - the true nuclei matched at IoU 0.5, merged with a neighbour, or split;
 - the predicted nuclei that match nothing: mostly on background, a merge of true nuclei, or a
@@ -21,7 +21,8 @@ it then counts:
   and those nuclei with only the ones joined that one smoothed object holds, where it stays under
   1.5 or 2 times their median area;
 - the split at the valleys of the probability smoothed over 0.4 or 0.5 nuclear radii, at depths
-  0.02-0.05 (``instances.split_at_valleys``; 0.4 and 0.05 are the defaults since).
+  0.02-0.05 (``instances.split_at_valleys``; not the default: it merges nuclei after short
+  trainings, see experiments/README.md).
 
 ``--training-images n100 n200`` also trains one default model per seed and budget on all four
 images and compares the distance split with the default valley split on those images (the
@@ -47,8 +48,8 @@ from mp6843_errors import border_lengths  # noqa: E402
 
 
 def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
-    """Nuclei as ``instances.nuclei_from_probability`` made them before: the mask split at the
-    h-maxima of its smoothed distance transform, holes filled, small objects dropped."""
+    """Nuclei as ``instances.nuclei_from_probability`` makes them (at ``h`` 1): the mask split at
+    the h-maxima of its smoothed distance transform, holes filled, small objects dropped."""
     config = InstanceConfig()
     return instances._clean_up(instances.split_touching(probability > threshold, h), config, config.min_size)
 

@@ -315,10 +315,8 @@ SETTING_HELP = {
         "Objects smaller than this (in pixels) are discarded."
     ),
     "split_touching": (
-        "Split touching nuclei along the valleys of their foreground probability, smoothed over about "
-        "0.4 nuclear radii (the radius is measured in the probability); the nuclei that \"Cells only\" "
-        "finds in a nuclear channel by a watershed on their distance transform; with \"Cells only\" "
-        "and no nuclear channel, touching cells where the cell probability has a valley. Cells grown "
+        "Split touching nuclei by a watershed on their distance transform (with \"Cells only\" and "
+        "no nuclear channel: touching cells, where the cell probability has a valley). Cells grown "
         "from nuclei are always separated by their nuclei."
     ),
     "fill_holes": (

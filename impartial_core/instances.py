@@ -19,7 +19,7 @@ from skimage.segmentation import clear_border, relabel_sequential, watershed
 
 from .config import InstanceConfig
 from .normalization import as_channels_first
-from .nuclear_stain import nuclear_contrast, nuclear_radius
+from .nuclear_stain import nuclear_contrast
 
 
 # Cells from a nuclear stain (cells-only models): smoothing of the stain before its threshold, in
@@ -27,18 +27,6 @@ from .nuclear_stain import nuclear_contrast, nuclear_radius
 # "regularization factor"). Measured on the MP6843 and Vectra fields (benchmarks/results/cells.md).
 NUCLEAR_STAIN_SIGMA = 1.0
 PROPAGATION_REGULARIZATION = 0.05
-# Touching nuclei of a learnt probability map: the map is smoothed over this many nuclear radii
-# (the radius measured in the map itself) and split at valleys at least this deep between its
-# maxima (:func:`split_at_valleys`). Measured by ``experiments/mibi_fragments.py`` (MIBI n100,
-# leave-one-image-out, two seeds): F1@0.5 0.726 / 0.721 against 0.700 / 0.698 for the h-maxima
-# of the mask's distance transform, better on each of the 8 held-out maps, mDICE 0.746 / 0.736
-# against 0.744 / 0.736 (models trained on all four images, scored on them: 0.710 against
-# 0.692, mDICE 0.756 both; with the n200 scribbles 0.715 against 0.714, mDICE 0.743 against
-# 0.753). The distance transform cut a textured nucleus wherever the
-# probability has a dark hole or inlet in it (162-179 fragments beside another piece of their
-# nucleus); 0.5 radii, or depths 0.02-0.03, gave 0.698-0.727 there.
-NUCLEUS_SMOOTHING_RADII = 0.4
-NUCLEUS_VALLEY_DEPTH = 0.05
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -114,9 +102,10 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
 
     Markers are the h-maxima of the (lightly smoothed) distance to the background within each
     blob (4-connected component): a neck between two nuclei splits them when each side is at
-    least ``h`` pixels "thicker" than the neck. Splits the nuclei found in a nuclear stain
-    (:func:`nuclei_from_channel`); learnt nucleus probabilities are split at their valleys
-    (:func:`nuclei_from_probability`). Blob by blob (:func:`_split_blobs`).
+    least ``h`` pixels "thicker" than the neck. On the MIBI example this beat peak_local_max
+    markers and probability-based markers (see experiments/README.md; the valleys of the
+    probability smoothed over 0.4 nuclear radii split better after full trainings and merged
+    nuclei after short ones, *Merges and fragments* there). Blob by blob (:func:`_split_blobs`).
     """
     blobs, n_blobs = ndi.label(mask)
     if n_blobs == 0:
@@ -171,21 +160,9 @@ def _clean_up(labels: np.ndarray, config: InstanceConfig, min_size: int) -> np.n
 
 
 def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
-    """Nuclei labels from a learnt nucleus probability: threshold, split touching nuclei, fill
-    holes, drop small (and, if asked, border) objects.
-
-    Touching nuclei are split along the valleys of the probability smoothed over
-    ``NUCLEUS_SMOOTHING_RADII`` nuclear radii (measured in the map, :func:`.nuclear_stain.nuclear_radius`),
-    not by the mask's shape: a dark hole in a textured nucleus leaves its smoothed probability one
-    hill, where the distance transform of its mask has two.
-    """
+    """Nuclei labels: threshold, (split touching), fill holes, drop small and border objects."""
     mask = probability > threshold
-    if config.split_touching:
-        sigma = NUCLEUS_SMOOTHING_RADII * nuclear_radius(probability)
-        labels = split_at_valleys(probability, mask, NUCLEUS_VALLEY_DEPTH, sigma)
-    else:
-        labels = ndi.label(mask)[0]
-    return _clean_up(labels, config, config.min_size)
+    return _clean_up(_objects_in(mask, config), config, config.min_size)
 
 
 def cells_from_nuclei(
@@ -246,8 +223,7 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
     # A constant channel has no foreground (Otsu is undefined there).
     if not np.ptp(contrast) > 0:
         return np.zeros(contrast.shape, dtype=np.int32)
-    mask = contrast > float(threshold_otsu(contrast))
-    return _clean_up(_objects_in(mask, config), config, config.min_size)
+    return nuclei_from_probability(contrast, float(threshold_otsu(contrast)), config)
 
 
 def _propagate_module():

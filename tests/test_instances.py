@@ -22,18 +22,6 @@ def test_touching_nuclei_are_split():
     assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=True)).max() == 2
 
 
-def test_a_nucleus_with_a_dark_inlet_stays_one():
-    """A textured nucleus whose probability has a dark inlet: its mask's distance transform has a
-    maximum on each side of the inlet, the smoothed probability one hill."""
-    from impartial_core.instances import split_touching
-
-    yy, xx = np.mgrid[:60, :60]
-    p = ((yy - 30) ** 2 + (xx - 30) ** 2 < 13 ** 2).astype(np.float32)
-    p[29:32, 17:33] = 0.0
-    assert split_touching(p > 0.5).max() == 2
-    assert nuclei_from_probability(p, 0.5).max() == 1
-
-
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two label images describe the same objects, whatever their numbers."""
     pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
