@@ -28,7 +28,7 @@ from impartial_core.training import TrainingResult, train
 
 from .synthetic import blobs
 
-_AVX512 = {
+_AVX512_INTEL = {
     "iteration limit": "be81c651ea70bee36f5ec6e384867f0bffa29f41fb0872576af6fa3251acc13e",
     "early stopping": "6c6fd020f218508aae42e394a68c063059d093dba67c62fa53411991b4c433b6",
     "read late": "1d576db3cb0731c8a66e1cd1b07f34a3bb2db517814618cabc9cd16ef3710d12",
@@ -42,9 +42,9 @@ _AVX512_AMD = {
 }
 # (torch version, CPU capability, CPU vendor) -> scenario -> digest of the training, with one
 # thread. The two torch versions of the CellProfiler 5 and 4.2 environments gave the same digests.
-PINNED: Dict[Tuple[str, str], Dict[str, str]] = {
-    ("2.13.0+cpu", "AVX512", "GenuineIntel"): _AVX512,
-    ("2.8.0+cu128", "AVX512", "GenuineIntel"): _AVX512,
+PINNED: Dict[Tuple[str, str, str], Dict[str, str]] = {
+    ("2.13.0+cpu", "AVX512", "GenuineIntel"): _AVX512_INTEL,
+    ("2.8.0+cu128", "AVX512", "GenuineIntel"): _AVX512_INTEL,
     ("2.13.0+cpu", "AVX512", "AuthenticAMD"): _AVX512_AMD,
     ("2.8.0+cu128", "AVX512", "AuthenticAMD"): _AVX512_AMD,
 }
