@@ -48,10 +48,9 @@ from mp6843_errors import border_lengths  # noqa: E402
 
 
 def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
-    """Nuclei as ``instances.nuclei_from_probability`` makes them (at ``h`` 1): the mask split at
-    the h-maxima of its smoothed distance transform, holes filled, small objects dropped."""
-    config = InstanceConfig()
-    return instances._clean_up(instances.split_touching(probability > threshold, h), config, config.min_size)
+    """The default nuclei (``instances.nuclei_from_probability``): the mask split at the h-maxima
+    of its smoothed distance transform (depth ``h``), holes filled, small objects dropped."""
+    return instances.nuclei_from_probability(probability, threshold, InstanceConfig(split_h=h))
 
 
 def valley_split(probability: np.ndarray, threshold: float, radii: float, depth: float) -> np.ndarray:
