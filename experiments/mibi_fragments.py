@@ -5,8 +5,8 @@
 Trains, per seed, the four leave-one-image-out default models (MIBI n100 scribbles of three
 images, 3 minutes each on 2 CPU cores) and keeps each held-out image's nucleus probability and the
 model's threshold in ``DIR/mibi_folds_seed{N}.npz`` (reused when there). On the nuclei of each
-held-out image split as the default does (h-maxima of the mask's smoothed distance transform,
-depth 1 px) it then counts:
+held-out image split by the mask's shape (h-maxima of its smoothed distance transform, depth
+1 px; the default before ``split_regimes.py``, and still on smooth maps) it then counts:
 
 - the true nuclei matched at IoU 0.5, merged with a neighbour, or split;
 - the predicted nuclei that match nothing: mostly on background, a merge of true nuclei, or a
@@ -21,11 +21,11 @@ depth 1 px) it then counts:
   and those nuclei with only the ones joined that one smoothed object holds, where it stays under
   1.5 or 2 times their median area;
 - the split at the valleys of the probability smoothed over 0.4 or 0.5 nuclear radii, at depths
-  0.02-0.05 (``instances.split_at_valleys``; not the default: it merges nuclei after short
+  0.02-0.05 (``instances.split_at_valleys``; not the default alone: it merges nuclei after short
   trainings, see experiments/README.md).
 
 ``--training-images n100 n200`` also trains one default model per seed and budget on all four
-images and compares the distance split with the default valley split on those images (the
+images and compares the distance split with the valley split on those images (the
 accuracy benchmark's setting).
 """
 import argparse
@@ -48,9 +48,10 @@ from mp6843_errors import border_lengths  # noqa: E402
 
 
 def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
-    """The default nuclei (``instances.nuclei_from_probability``): the mask split at the h-maxima
-    of its smoothed distance transform (depth ``h``), holes filled, small objects dropped."""
-    return instances.nuclei_from_probability(probability, threshold, InstanceConfig(split_h=h))
+    """Nuclei of the mask split at the h-maxima of its smoothed distance transform (depth ``h``),
+    holes filled, small objects dropped (``instances.nuclei_from_probability`` on a smooth map)."""
+    config = InstanceConfig(split_h=h)
+    return instances._clean_up(instances.split_touching(probability > threshold, h), config, config.min_size)
 
 
 def valley_split(probability: np.ndarray, threshold: float, radii: float, depth: float) -> np.ndarray:
@@ -99,7 +100,7 @@ def training_maps(folder: Path, seed: int, budget: str) -> list:
 
 
 def compare_on_training_images(folder: Path, seeds, budget: str) -> None:
-    """The default distance split against the valley split, on the images the models trained on."""
+    """The distance split against the valley split, on the images the models trained on."""
     print(f"models trained on all four images ({budget}), scored on them (F1@0.5 / mDICE over the images, per seed)")
     maps = [training_maps(folder, seed, budget) for seed in seeds]
     for name, split in (("distance split", distance_split),

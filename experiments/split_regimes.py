@@ -3,19 +3,20 @@
     python experiments/split_regimes.py --maps DIR [--seeds 0 1]
 
 The valley split (``instances.split_at_valleys`` over 0.4 nuclear radii, depth 0.05) beat the
-default distance split on held-out images after 3-minute trainings but merged nuclei in two tests
-whose models train for 100-150 iterations on crops (``mibi_fragments.py``). Here the same
-leave-one-image-out folds (n100 scribbles of three MIBI images, the fourth scored) are also
-trained for 150 and 400 iterations (``DIR/mibi_folds_{N}it_seed{S}.npz``; the 3-minute maps are
-``mibi_fragments.py``'s, reused from DIR or trained), and the module test's setting is rebuilt in
-the core: two 128 x 128 crops of image 0 with its n200 scribbles, width 8, patch 64, batch 4,
-100 iterations, seeds 0-2, scored on those crops. On each, the default, the valley split at two
-depths and at a narrower smoothing, two rules that split where either the valleys or the mask's
-shape say so (the distance split's h-maxima 1 or 2 px deep; slivers under 20 px given to their
-neighbour), and the valley split and the first of those only on maps whose smoothness (below) is under 0.5 (a
-gate chosen after seeing the smoothness of these maps, not tuned further); and, per map, the
-nuclear radius that sets the valley split's smoothing and the share of the pixels above 0.1
-that stay under 0.9 (how smooth the map is).
+distance split (the default then) on held-out images after 3-minute trainings but merged nuclei
+in two tests whose models train for 100-150 iterations on crops (``mibi_fragments.py``). Here
+the same leave-one-image-out folds (n100 scribbles of three MIBI images, the fourth scored) are
+also trained for 150 and 400 iterations (``DIR/mibi_folds_{N}it_seed{S}.npz``; the 3-minute maps
+are ``mibi_fragments.py``'s, reused from DIR or trained), and the module test's setting is
+rebuilt in the core: two 128 x 128 crops of image 0 with its n200 scribbles, width 8, patch 64,
+batch 4, 100 iterations, seeds 0-2, scored on those crops. On each: the distance split, the
+valley split at two depths and at a narrower smoothing, two rules that split where either the
+valleys or the mask's shape say so (``instances.split_at_valleys_or_necks``, necks 1 or 2 px
+deep), the valley split only on maps whose smoothness is under 0.5, and the default that came of
+it (``instances.nuclei_from_probability``: the valleys or necks 2 px deep on such maps, the
+distance split on the others; the gate was chosen after seeing the smoothness of these maps and
+not tuned further); and, per map, the nuclear radius that sets the valley split's smoothing and
+``instances.smoothness``, the share of the pixels above 0.1 that stay under 0.9.
 """
 import argparse
 import sys
@@ -23,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from skimage.measure import label as label_regions
-from skimage.segmentation import expand_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import MIBI_IDS, data_dir, load_mibi  # noqa: E402
@@ -39,40 +38,28 @@ from mibi_fragments import distance_split, fold_maps, valley_split  # noqa: E402
 CROPS = [(slice(0, 128), slice(0, 128)), (slice(128, 256), slice(128, 256))]
 
 
-def valleys_or_shape(probability: np.ndarray, threshold: float, h: float, depth: float = 0.05) -> np.ndarray:
-    """Nuclei cut wherever the valley split (0.4 radii, ``depth``) or the distance split (``h``)
-    cuts; pieces under 20 px (where the two cut lines run side by side) join their neighbour."""
-    config, mask = InstanceConfig(), probability > threshold
-    valleys = instances.split_at_valleys(probability, mask, depth, 0.4 * nuclear_radius(probability))
-    shape = instances.split_touching(mask, h)
-    pieces = label_regions(np.where(mask, valleys.astype(np.int64) * (int(shape.max()) + 1) + shape, 0),
-                           background=0, connectivity=1)
-    sliver = (np.bincount(pieces.ravel()) < 20)[pieces] & mask
-    kept = np.where(sliver, 0, pieces)
-    pieces = np.where(sliver, expand_labels(kept, 3), kept)
-    return instances._clean_up(pieces.astype(np.int32), config, config.min_size)
-
-
-def smoothness(probability: np.ndarray) -> float:
-    """The share of the pixels above 0.1 that stay under 0.9."""
-    above = probability > 0.1
-    return float((above & (probability < 0.9)).sum() / max(above.sum(), 1))
+def valleys_or_shape(probability: np.ndarray, threshold: float, h: float) -> np.ndarray:
+    """Nuclei cut wherever the valley split (0.4 radii, depth 0.05) or the distance split (``h``)
+    cuts (``instances.split_at_valleys_or_necks``)."""
+    config = InstanceConfig()
+    pieces = instances.split_at_valleys_or_necks(probability, probability > threshold, h)
+    return instances._clean_up(pieces, config, config.min_size)
 
 
 def where_confident(split):
-    """``split`` on a map whose :func:`smoothness` is under 0.5, the default split on the others."""
-    return lambda p, t: split(p, t) if smoothness(p) < 0.5 else distance_split(p, t)
+    """``split`` on a map whose ``instances.smoothness`` is under 0.5, the distance split on the others."""
+    return lambda p, t: split(p, t) if instances.smoothness(p) < 0.5 else distance_split(p, t)
 
 
 RULES = {
-    "distance split (default)": distance_split,
+    "distance split (the default before)": distance_split,
     "valleys over 0.4 radii, depth 0.05": lambda p, t: valley_split(p, t, 0.4, 0.05),
     "valleys over 0.4 radii, depth 0.03": lambda p, t: valley_split(p, t, 0.4, 0.03),
     "valleys over 0.3 radii, depth 0.03": lambda p, t: valley_split(p, t, 0.3, 0.03),
     "valleys (0.05) or shape (h 2)": lambda p, t: valleys_or_shape(p, t, 2.0),
     "valleys (0.05) or shape (h 1)": lambda p, t: valleys_or_shape(p, t, 1.0),
     "valleys where smoothness < 0.5": where_confident(lambda p, t: valley_split(p, t, 0.4, 0.05)),
-    "valleys or shape (h 2) there": where_confident(lambda p, t: valleys_or_shape(p, t, 2.0)),
+    "default now: valleys or shape (h 2) there": lambda p, t: instances.nuclei_from_probability(p, t),
 }
 
 
@@ -112,13 +99,13 @@ def crop_maps(seed: int) -> list:
 def report(title: str, maps: list) -> None:
     """Per rule: F1@0.5 per map, the mean, mDICE and the number of nuclei (truth in brackets)."""
     print(f"{title}: radius " + " ".join(f"{nuclear_radius(p):.1f}" for _, p, _ in maps)
-          + ", smoothness " + " ".join(f"{smoothness(p):.2f}" for _, p, _ in maps))
+          + ", smoothness " + " ".join(f"{instances.smoothness(p):.2f}" for _, p, _ in maps))
     n_true = sum(len(np.unique(y)) - 1 for y, _, _ in maps)
     for name, rule in RULES.items():
         labels = [rule(p, t) for _, p, t in maps]
         scores = [evaluate_image(None, lab, y) for lab, (y, _, _) in zip(labels, maps)]
         f1 = [s["f1_iou50"] for s in scores]
-        print(f"    {name:36} F1@0.5 " + " ".join(f"{v:.3f}" for v in f1) + f"  mean {np.mean(f1):.3f}, "
+        print(f"    {name:41} F1@0.5 " + " ".join(f"{v:.3f}" for v in f1) + f"  mean {np.mean(f1):.3f}, "
               f"mDICE {np.mean([s['mdice'] for s in scores]):.3f}, nuclei "
               + " ".join(str(int(lab.max())) for lab in labels) + f" ({n_true})", flush=True)
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from impartial_core.config import InstanceConfig
-from impartial_core.instances import cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment
+from impartial_core.instances import (cells_from_nuclei, cytoplasm_from, nuclei_from_probability, object_confidence, segment,
+                                      smoothness)
 from impartial_core.metrics import match_at_iou
 
 from .synthetic import blobs
@@ -20,6 +21,43 @@ def test_touching_nuclei_are_split():
     p = (((yy - 30) ** 2 + (xx - 28) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 12 ** 2)).astype(np.float32)
     assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=False)).max() == 1
     assert nuclei_from_probability(p, 0.5, InstanceConfig(split_touching=True)).max() == 2
+
+
+def _two_disks(centres_apart: int) -> np.ndarray:
+    yy, xx = np.mgrid[:60, :80]
+    left, right = 40 - centres_apart // 2, 40 + (centres_apart + 1) // 2
+    return ((yy - 30) ** 2 + (xx - left) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - right) ** 2 < 12 ** 2)
+
+
+def test_smoothness_tells_a_confident_map_from_a_smooth_one():
+    mask = _two_disks(22)
+    assert smoothness(mask.astype(np.float32)) == 0.0
+    assert smoothness(np.where(mask, 0.7, 0.0)) == 1.0
+    assert smoothness(np.zeros((8, 8))) == 0.0
+
+
+def test_a_shallow_neck_splits_a_smooth_map_but_not_a_confident_one():
+    """A bulge of one nucleus (a disk of 7 px on the rim of one of 12 px: a neck under 2 px
+    shallower than the bulge's centre) is cut off on a smooth map, whose shape is all there is to
+    go by, and kept on a confident one, which shows no valley there; two nuclei joined by a deep
+    neck are cut on both."""
+    yy, xx = np.mgrid[:60, :80]
+    bulge = ((yy - 30) ** 2 + (xx - 34) ** 2 < 12 ** 2) | ((yy - 30) ** 2 + (xx - 50) ** 2 < 7 ** 2)
+    for mask, confident_pieces in ((bulge, 1), (_two_disks(22), 2)):
+        assert nuclei_from_probability(np.where(mask, 0.99, 0.0), 0.5).max() == confident_pieces
+        assert nuclei_from_probability(np.where(mask, 0.7, 0.0), 0.5).max() == 2
+
+
+def test_a_valley_without_a_neck_splits_a_confident_map():
+    """Two nuclei pressed into one rectangle: no neck in the mask, a valley in the probability."""
+    p = np.zeros((40, 70), dtype=np.float32)
+    p[10:30, 10:60] = 1.0
+    p[10:30, 34:36] = 0.6
+    labels = nuclei_from_probability(p, 0.5)
+    assert labels.max() == 2 and len(np.unique(labels[10:30, 12:32])) == len(np.unique(labels[10:30, 38:58])) == 1
+    smooth = np.where(p > 0, 0.7, 0.0)
+    smooth[10:30, 34:36] = 0.6
+    assert nuclei_from_probability(smooth, 0.5).max() == 1  # a smooth map's valleys are not read
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
