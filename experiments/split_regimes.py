@@ -16,7 +16,9 @@ deep), the valley split only on maps whose smoothness is under 0.5, and the defa
 it (``instances.nuclei_from_probability``: the valleys or necks 2 px deep on such maps, the
 distance split on the others; the gate was chosen after seeing the smoothness of these maps and
 not tuned further); and, per map, the nuclear radius that sets the valley split's smoothing and
-``instances.smoothness``, the share of the pixels above 0.1 that stay under 0.9.
+``instances.smoothness``, the share of the pixels above 0.1 that stay under 0.9. Last, the same
+rules on ``mibi_fragments.py``'s models trained on all four images with the n100 and n200
+scribbles and scored on them (the accuracy benchmark's setting).
 """
 import argparse
 import sys
@@ -33,7 +35,7 @@ from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig,
 from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_radius  # noqa: E402
-from mibi_fragments import distance_split, fold_maps, valley_split  # noqa: E402
+from mibi_fragments import distance_split, fold_maps, training_maps, valley_split  # noqa: E402
 
 CROPS = [(slice(0, 128), slice(0, 128)), (slice(128, 256), slice(128, 256))]
 
@@ -123,6 +125,10 @@ def main() -> None:
                [(y, p, t) for _, y, p, t in fold_maps(args.maps, seed).values()])
     for seed in (0, 1, 2):
         report(f"module test's crops of image 0, seed {seed}", crop_maps(seed))
+    for budget in ("n100", "n200"):
+        for seed in args.seeds:
+            report(f"seed {seed}, 3 minutes on all four images ({budget}), scored on them",
+                   training_maps(args.maps, seed, budget))
 
 
 if __name__ == "__main__":

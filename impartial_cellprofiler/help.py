@@ -315,9 +315,11 @@ SETTING_HELP = {
         "Objects smaller than this (in pixels) are discarded."
     ),
     "split_touching": (
-        "Split touching nuclei by a watershed on their distance transform (with \"Cells only\" and "
-        "no nuclear channel: touching cells, where the cell probability has a valley). Cells grown "
-        "from nuclei are always separated by their nuclei."
+        "Split touching nuclei where their shape narrows (a watershed on the distance transform) "
+        "and, when the nuclei probability is confident (most pixels near 0 or 1), where it has a "
+        "valley: a textured nucleus whose outline has an inlet then stays whole. With \"Cells "
+        "only\" and no nuclear channel: touching cells, where the cell probability has a valley. "
+        "Cells grown from nuclei are always separated by their nuclei."
     ),
     "fill_holes": (
         "Fill holes inside each object."

@@ -115,9 +115,9 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     Markers are the h-maxima of the (lightly smoothed) distance to the background within each
     blob (4-connected component): a neck between two nuclei splits them when each side is at
     least ``h`` pixels "thicker" than the neck. On the MIBI example this beat peak_local_max
-    markers and probability-based markers (see experiments/README.md; the valleys of the
-    probability smoothed over 0.4 nuclear radii split better after full trainings and merged
-    nuclei after short ones, *Merges and fragments* there). Blob by blob (:func:`_split_blobs`).
+    markers and probability-based markers (see experiments/README.md); nuclei on a confident map
+    are cut where its valleys say so too (:func:`nuclei_from_probability`). Blob by blob
+    (:func:`_split_blobs`).
     """
     blobs, n_blobs = ndi.label(mask)
     if n_blobs == 0:
