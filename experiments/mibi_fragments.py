@@ -31,6 +31,7 @@ accuracy benchmark's setting).
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -61,20 +62,24 @@ def valley_split(probability: np.ndarray, threshold: float, radii: float, depth:
     return instances._clean_up(instances.split_at_valleys(probability, mask, depth, sigma), config, config.min_size)
 
 
-def default_model(images, scribbles, seed: int) -> ImPartialModel:
-    """A nucleus model of the default settings (3 minutes on the CPU) from ``seed``."""
-    return ImPartialModel.train(images, scribbles, tasks_for("nuclei", 1), NetworkConfig(1),
-                                TrainingConfig(time_budget_s=180, device="cpu", seed=seed))
+def default_model(images, scribbles, seed: int, iterations: Optional[int] = None) -> ImPartialModel:
+    """A nucleus model of the default settings (3 minutes on the CPU) from ``seed``, or one trained
+    ``iterations`` steps."""
+    training = (TrainingConfig(time_budget_s=180, device="cpu", seed=seed) if iterations is None else
+                TrainingConfig(max_iterations=iterations, time_budget_s=600, device="cpu", seed=seed))
+    return ImPartialModel.train(images, scribbles, tasks_for("nuclei", 1), NetworkConfig(1), training)
 
 
-def fold_maps(folder: Path, seed: int) -> dict:
-    """Per held-out image id: (image, truth, probability, threshold) from the default fold model."""
-    path = folder / f"mibi_folds_seed{seed}.npz"
+def fold_maps(folder: Path, seed: int, iterations: Optional[int] = None) -> dict:
+    """Per held-out image id: (image, truth, probability, threshold) from the default fold model
+    (``DIR/mibi_folds_seed{N}.npz``), or one trained ``iterations`` steps
+    (``DIR/mibi_folds_{iterations}it_seed{N}.npz``)."""
+    path = folder / (f"mibi_folds_seed{seed}.npz" if iterations is None else f"mibi_folds_{iterations}it_seed{seed}.npz")
     if not path.exists():
         mibi, saved = load_mibi(), {}
         for held in MIBI_IDS:
             fold = make_fold(mibi, held)
-            model = default_model(fold.images, fold.scribbles, seed)
+            model = default_model(fold.images, fold.scribbles, seed, iterations)
             saved.update({f"x{held}": fold.test_image, f"y{held}": fold.test_truth,
                           f"p{held}": model.predict(fold.test_image, device="cpu")["nuclei"].foreground_probability,
                           f"t{held}": np.float64(model.threshold("nuclei"))})

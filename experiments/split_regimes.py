@@ -18,18 +18,20 @@ distance split on the others; the gate was chosen after seeing the smoothness of
 not tuned further); and, per map, the nuclear radius that sets the valley split's smoothing and
 ``instances.smoothness``, the share of the pixels above 0.1 that stay under 0.9. Last, the same
 rules on ``mibi_fragments.py``'s models trained on all four images with the n100 and n200
-scribbles and scored on them (the accuracy benchmark's setting).
+scribbles and scored on them (the accuracy benchmark's setting), and the time of the default and
+of the distance split on those maps tiled to 2048².
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.data import MIBI_IDS, data_dir, load_mibi  # noqa: E402
-from benchmarks.interactive import make_fold  # noqa: E402
+from benchmarks.data import MIBI_IDS, data_dir  # noqa: E402
+from benchmarks.speed import _two_by_two, tiled  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.metrics import evaluate_image  # noqa: E402
@@ -63,25 +65,6 @@ RULES = {
     "valleys where smoothness < 0.5": where_confident(lambda p, t: valley_split(p, t, 0.4, 0.05)),
     "default now: valleys or shape (h 2) there": lambda p, t: instances.nuclei_from_probability(p, t),
 }
-
-
-def short_fold_maps(folder: Path, seed: int, iterations: int) -> dict:
-    """Per held-out image id: (truth, probability, threshold) of fold models trained ``iterations`` steps."""
-    path = folder / f"mibi_folds_{iterations}it_seed{seed}.npz"
-    if not path.exists():
-        mibi, saved = load_mibi(), {}
-        for held in MIBI_IDS:
-            fold = make_fold(mibi, held)
-            model = ImPartialModel.train(fold.images, fold.scribbles, tasks_for("nuclei", 1), NetworkConfig(1),
-                                         TrainingConfig(max_iterations=iterations, time_budget_s=600, device="cpu",
-                                                        seed=seed))
-            saved.update({f"x{held}": fold.test_image, f"y{held}": fold.test_truth,
-                          f"p{held}": model.predict(fold.test_image, device="cpu")["nuclei"].foreground_probability,
-                          f"t{held}": np.float64(model.threshold("nuclei"))})
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **saved)
-    data = np.load(path)
-    return {held: (data[f"y{held}"], data[f"p{held}"], float(data[f"t{held}"])) for held in MIBI_IDS}
 
 
 def crop_maps(seed: int) -> list:
@@ -120,7 +103,7 @@ def main() -> None:
     for seed in args.seeds:
         for iterations in (150, 400):
             report(f"seed {seed}, {iterations} iterations, held-out images {MIBI_IDS}",
-                   list(short_fold_maps(args.maps, seed, iterations).values()))
+                   [(y, p, t) for _, y, p, t in fold_maps(args.maps, seed, iterations).values()])
         report(f"seed {seed}, 3 minutes, held-out images {MIBI_IDS}",
                [(y, p, t) for _, y, p, t in fold_maps(args.maps, seed).values()])
     for seed in (0, 1, 2):
@@ -129,6 +112,22 @@ def main() -> None:
         for seed in args.seeds:
             report(f"seed {seed}, 3 minutes on all four images ({budget}), scored on them",
                    training_maps(args.maps, seed, budget))
+    time_on_a_large_map(training_maps(args.maps, args.seeds[0], "n100"))
+
+
+def time_on_a_large_map(maps: list) -> None:
+    """Seconds of the default and of the distance split on four confident maps tiled to 2048²
+    (as ``benchmarks.speed --parts instances`` tiles its 30-s model's smoother maps), best of 3."""
+    probability = tiled(_two_by_two([p for _, p, _ in maps]), 2048)
+    threshold = maps[0][2]
+    for name, split in (("default", instances.nuclei_from_probability), ("distance split", distance_split)):
+        seconds = []
+        for _ in range(3):
+            start = time.perf_counter()
+            count = int(split(probability, threshold).max())
+            seconds.append(time.perf_counter() - start)
+        print(f"{name} on the seed's n100 maps tiled to 2048² (smoothness {instances.smoothness(probability):.2f}): "
+              f"{min(seconds):.2f} s, {count} nuclei")
 
 
 if __name__ == "__main__":

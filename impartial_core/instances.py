@@ -198,6 +198,8 @@ def split_at_valleys_or_necks(probability: np.ndarray, mask: np.ndarray, neck_h:
     pieces = label_regions(key, background=0, connectivity=1)
     # Where the two cut lines run side by side they leave slivers: given to the nearest piece.
     sliver = (np.bincount(pieces.ravel()) < SLIVER_PIXELS)[pieces] & mask
+    if not sliver.any():
+        return pieces.astype(np.int32)
     kept = np.where(sliver, 0, pieces)
     return np.where(sliver, expand_labels(kept, 3), kept).astype(np.int32)
 
