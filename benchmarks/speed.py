@@ -270,7 +270,7 @@ def predict_table(data: Dict) -> str:
             + ("\n\nGoals: " + "; ".join(goals) if goals else ""))
 
 
-def _two_by_two(images: Sequence[np.ndarray]) -> np.ndarray:
+def two_by_two(images: Sequence[np.ndarray]) -> np.ndarray:
     """The four MIBI images (or their maps) as one 2 x 2 mosaic."""
     return np.block([[images[0], images[1]], [images[2], images[3]]])
 
@@ -289,14 +289,14 @@ def run_instances(args, log=print) -> Dict:
                                  config=TrainingConfig(time_budget_s=budget))
     maps = [model.predict(image)["nuclei"].foreground_probability for image in mibi.images]
     size = 2048
-    probability = tiled(_two_by_two(maps), size)
+    probability = tiled(two_by_two(maps), size)
     times, count = [], 0
     for _ in range(1 if args.quick else 3):
         start = time.perf_counter()
         count = int(segment({"nuclei": probability}, model.thresholds).nuclei.max())
         times.append(time.perf_counter() - start)
     log(f"  instances of a {size}² map: {min(times):.2f} s, {count} nuclei")
-    stain = tiled(_two_by_two(mibi.images), size)
+    stain = tiled(two_by_two(mibi.images), size)
     stain_times, stain_count = [], 0
     for _ in range(1 if args.quick else 3):
         start = time.perf_counter()

@@ -48,18 +48,22 @@ from impartial_core.nuclear_stain import nuclear_radius  # noqa: E402
 from mp6843_errors import border_lengths  # noqa: E402
 
 
+def cleaned(pieces: np.ndarray) -> np.ndarray:
+    """Split nuclei as the default instance step finishes them: holes filled, small objects dropped."""
+    config = InstanceConfig()
+    return instances._clean_up(pieces, config, config.min_size)
+
+
 def distance_split(probability: np.ndarray, threshold: float, h: float = 1.0) -> np.ndarray:
     """Nuclei of the mask split at the h-maxima of its smoothed distance transform (depth ``h``),
     holes filled, small objects dropped (``instances.nuclei_from_probability`` on a smooth map)."""
-    config = InstanceConfig(split_h=h)
-    return instances._clean_up(instances.split_touching(probability > threshold, h), config, config.min_size)
+    return cleaned(instances.split_touching(probability > threshold, h))
 
 
 def valley_split(probability: np.ndarray, threshold: float, radii: float, depth: float) -> np.ndarray:
     """Nuclei split at the valleys of the probability smoothed over ``radii`` nuclear radii."""
-    config, mask = InstanceConfig(), probability > threshold
     sigma = radii * nuclear_radius(probability)
-    return instances._clean_up(instances.split_at_valleys(probability, mask, depth, sigma), config, config.min_size)
+    return cleaned(instances.split_at_valleys(probability, probability > threshold, depth, sigma))
 
 
 def default_model(images, scribbles, seed: int, iterations: Optional[int] = None) -> ImPartialModel:

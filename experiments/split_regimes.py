@@ -31,13 +31,13 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import MIBI_IDS, data_dir  # noqa: E402
-from benchmarks.speed import _two_by_two, tiled  # noqa: E402
+from benchmarks.speed import two_by_two, tiled  # noqa: E402
 from impartial_core import instances  # noqa: E402
-from impartial_core.config import InstanceConfig, NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
+from impartial_core.config import NetworkConfig, TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_radius  # noqa: E402
-from mibi_fragments import distance_split, fold_maps, training_maps, valley_split  # noqa: E402
+from mibi_fragments import cleaned, distance_split, fold_maps, training_maps, valley_split  # noqa: E402
 
 CROPS = [(slice(0, 128), slice(0, 128)), (slice(128, 256), slice(128, 256))]
 
@@ -45,9 +45,7 @@ CROPS = [(slice(0, 128), slice(0, 128)), (slice(128, 256), slice(128, 256))]
 def valleys_or_shape(probability: np.ndarray, threshold: float, h: float) -> np.ndarray:
     """Nuclei cut wherever the valley split (0.4 radii, depth 0.05) or the distance split (``h``)
     cuts (``instances.split_at_valleys_or_necks``)."""
-    config = InstanceConfig()
-    pieces = instances.split_at_valleys_or_necks(probability, probability > threshold, h)
-    return instances._clean_up(pieces, config, config.min_size)
+    return cleaned(instances.split_at_valleys_or_necks(probability, probability > threshold, h))
 
 
 def where_confident(split):
@@ -118,7 +116,7 @@ def main() -> None:
 def time_on_a_large_map(maps: list) -> None:
     """Seconds of the default and of the distance split on four confident maps tiled to 2048²
     (as ``benchmarks.speed --parts instances`` tiles its 30-s model's smoother maps), best of 3."""
-    probability = tiled(_two_by_two([p for _, p, _ in maps]), 2048)
+    probability = tiled(two_by_two([p for _, p, _ in maps]), 2048)
     threshold = maps[0][2]
     for name, split in (("default", instances.nuclei_from_probability), ("distance split", distance_split)):
         seconds = []
