@@ -15,8 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.measure import label as label_regions
-from skimage.morphology import h_maxima, local_maxima, reconstruction
-from skimage.segmentation import clear_border, expand_labels, relabel_sequential, watershed
+from skimage.segmentation import clear_border, watershed
 
 from .config import InstanceConfig
 from .normalization import as_channels_first
@@ -39,6 +38,20 @@ VALLEY_RADII = 0.4
 VALLEY_DEPTH = 0.05
 NECK_H = 2.0
 SLIVER_PIXELS = 20
+
+EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _renumbered(labels: np.ndarray, size: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """``labels`` (non-negative) numbered 1..n in the order of their numbers, as skimage's
+    ``relabel_sequential`` does, and the map from old numbers to new: an int32 array of at least
+    ``size`` entries, 0 for numbers absent. A count per number instead of a sort of all pixels
+    (0.5 s less on a 2048² image)."""
+    present = np.bincount(labels.ravel(), minlength=size) > 0
+    present[0] = False
+    forward = np.zeros(present.size, dtype=np.int32)
+    forward[present] = np.arange(1, np.count_nonzero(present) + 1, dtype=np.int32)
+    return forward[labels], forward
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -93,20 +106,79 @@ def _same_object_local_maxima(values: np.ndarray, objects: np.ndarray) -> np.nda
     return maxima
 
 
-def _split_one_blob(distance: np.ndarray, blob: np.ndarray, h: float) -> np.ndarray:
-    """Watershed of one blob (a boolean crop) from the h-maxima of ``distance`` inside it.
+def _deep_maxima(values: np.ndarray, blob: np.ndarray, maxima: np.ndarray, depth: float, whole_hill: bool) -> np.ndarray:
+    """The maxima of ``values`` inside ``blob`` (a boolean crop; ``maxima``: its local-maximum
+    pixels) that stand at least ``depth`` above the highest pass to a higher one, labelled
+    8-connected.
 
-    Outside the blob the distance is set below every inside value minus h, so the blob is split
-    as if it were alone in the image: neighbours never add or suppress its markers.
+    With ``whole_hill`` False each such maximum is its top plateau (skimage's ``h_maxima``);
+    with True, the whole hill around it that stays within ``depth`` of its top (the regional
+    maxima of the probability lowered by ``depth`` and rebuilt under itself by a greyscale
+    reconstruction).
+
+    How it works: a maximum at height M is deep enough exactly when the hill around it, the
+    8-connected part of ``values >= M - depth`` that holds it, rises nowhere above M (a higher
+    point reached without descending below M - depth is a higher maximum behind a shallow pass).
+    For the tops the hill is ``values > M - depth``: ``h_maxima`` keeps a maximum whose pass lies
+    exactly ``depth`` below it, the reconstruction's regional maxima do not. Each hill is
+    labelled in a window around its top, doubled until the hill lies inside it or rises above M:
+    most hills are a nucleus wide, so this costs far less than a reconstruction, which sorts every
+    pixel of the crop (2048² maps: 3.3 s for the default split against 5.7 s on a confident map,
+    1.6 s against 7.5 s on a smooth one with large blobs).
+    Heights are compared as stored, without the relative tolerance of 2e-6 that ``h_maxima``
+    allows float32 values, so maxima that differ by rounding alone are told apart (on the saved
+    MIBI, MP6843 and Vectra maps and stains, the objects are the same).
     """
-    inside = distance[blob]
-    isolated = np.where(blob, distance, inside.min() - h - 1.0)
-    # 8-connected: h_maxima may return one maximum as diagonal neighbours (float plateaus equal
-    # to rounding), which 4-connected labelling would count as two markers and split the blob.
-    markers = ndi.label(h_maxima(isolated, h).astype(bool) & blob, structure=np.ones((3, 3)))[0]
+    tops, n_tops = ndi.label(maxima, structure=EIGHT)
+    markers = np.zeros(values.shape, dtype=bool)
+    # A top's pixels are all equally high (each is no lower than its neighbours).
+    heights = np.zeros(n_tops + 1, dtype=values.dtype)
+    heights[tops[maxima]] = values[maxima]
+    boxes = ndi.find_objects(tops)
+    for index in np.argsort(-heights[1:], kind="stable") + 1:
+        box = boxes[index - 1]
+        top = tops[box] == index
+        if markers[box][top].any():
+            continue
+        found = _hill(values, blob, box, top, heights[index], depth, whole_hill)
+        if found is not None:
+            window, hill = found
+            if whole_hill:
+                markers[window] |= hill
+            else:
+                markers[box] |= top
+    return ndi.label(markers, structure=EIGHT)[0]
+
+
+def _hill(values: np.ndarray, blob: np.ndarray, box: tuple, top: np.ndarray, height: float, depth: float,
+          whole_hill: bool) -> Optional[Tuple[tuple, np.ndarray]]:
+    """The hill of the top plateau ``top`` (a boolean crop of ``box``, at ``height``) as (window,
+    hill inside the window), or None where it rises above ``height`` (see :func:`_deep_maxima`)."""
+    floor = height - depth
+    row, col = np.argwhere(top)[0] + (box[0].start, box[1].start)
+    margin = 8
+    while True:
+        window = tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box, values.shape))
+        crop = values[window]
+        hills = ndi.label(blob[window] & ((crop >= floor) if whole_hill else (crop > floor)), structure=EIGHT)[0]
+        hill = hills == hills[row - window[0].start, col - window[1].start]
+        if crop[hill].max() > height:
+            return None
+        # Complete unless it reaches an edge of the window that is not an edge of the crop.
+        rows, cols = hill.any(axis=1), hill.any(axis=0)
+        if not ((window[0].start > 0 and rows[0]) or (window[0].stop < values.shape[0] and rows[-1])
+                or (window[1].start > 0 and cols[0]) or (window[1].stop < values.shape[1] and cols[-1])):
+            return window, hill
+        margin *= 2
+
+
+def _split_one_blob(distance: np.ndarray, blob: np.ndarray, maxima: np.ndarray, h: float) -> np.ndarray:
+    """Watershed of one blob (a boolean crop) from the h-maxima of ``distance`` inside it; the
+    blob is split as if it were alone in the image: neighbours never add or suppress its markers."""
+    markers = _deep_maxima(distance, blob, maxima, h, whole_hill=False)
     if markers.max() <= 1:
         return blob.astype(np.int32)
-    return watershed(-isolated, markers, mask=blob).astype(np.int32)
+    return watershed(-distance, markers, mask=blob).astype(np.int32)
 
 
 def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
@@ -123,13 +195,14 @@ def split_touching(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     if n_blobs == 0:
         return np.zeros(mask.shape, dtype=np.int32)
     distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
-    return _split_blobs(distance, blobs, n_blobs, lambda values, blob: _split_one_blob(values, blob, h))
+    return _split_blobs(distance, blobs, n_blobs, lambda values, blob, maxima: _split_one_blob(values, blob, maxima, h))
 
 
 def _split_blobs(values: np.ndarray, blobs: np.ndarray, n_blobs: int, split_one) -> np.ndarray:
     """``blobs`` (labels 1..n_blobs) with every blob that has two or more local-maximum plateaus of
-    ``values`` replaced by the pieces ``split_one(values[box], blob)`` returns for it (labels 1..k
-    over the blob's bounding box; the first keeps the blob's number, the others get new ones).
+    ``values`` replaced by the pieces ``split_one(values[box], blob, maxima)`` returns for it (labels
+    1..k over the blob's bounding box; the first keeps the blob's number, the others get new ones;
+    ``maxima`` are the blob's local-maximum pixels).
 
     Speed: a blob whose values have a single local-maximum plateau has a single marker under any
     rule built on those maxima, so it is one object without any watershed; only the other blobs
@@ -137,7 +210,8 @@ def _split_blobs(values: np.ndarray, blobs: np.ndarray, n_blobs: int, split_one)
     """
     # Plateaus of local maxima, 4-connected so that no plateau spans two blobs (blobs may touch
     # diagonally); counting them per blob over-counts at worst, which only costs time.
-    plateaus, n_plateaus = ndi.label(_same_object_local_maxima(values, blobs))
+    maxima = _same_object_local_maxima(values, blobs)
+    plateaus, n_plateaus = ndi.label(maxima)
     blob_of_plateau = np.zeros(n_plateaus + 1, dtype=np.int64)
     on_plateau = plateaus > 0
     blob_of_plateau[plateaus[on_plateau]] = blobs[on_plateau]
@@ -148,7 +222,7 @@ def _split_blobs(values: np.ndarray, blobs: np.ndarray, n_blobs: int, split_one)
         if plateaus_per_blob[index] < 2:
             continue
         blob = blobs[box] == index
-        pieces = split_one(values[box], blob)
+        pieces = split_one(values[box], blob, maxima[box] & blob)
         if pieces.max() > 1:
             crop = labels[box]
             crop[blob] = np.where(pieces[blob] == 1, index, pieces[blob] + next_label - 2)
@@ -168,7 +242,7 @@ def _clean_up(labels: np.ndarray, config: InstanceConfig, min_size: int) -> np.n
     labels = _remove_small(labels, min_size)
     if config.exclude_border:
         labels = clear_border(labels)
-    return relabel_sequential(labels)[0].astype(np.int32)
+    return _renumbered(labels)[0]
 
 
 def smoothness(probability: np.ndarray) -> float:
@@ -200,8 +274,26 @@ def split_at_valleys_or_necks(probability: np.ndarray, mask: np.ndarray, neck_h:
     sliver = (np.bincount(pieces.ravel()) < SLIVER_PIXELS)[pieces] & mask
     if not sliver.any():
         return pieces.astype(np.int32)
-    kept = np.where(sliver, 0, pieces)
-    return np.where(sliver, expand_labels(kept, 3), kept).astype(np.int32)
+    return _given_to_nearest(np.where(sliver, 0, pieces).astype(np.int32), sliver, 3)
+
+
+def _given_to_nearest(labels: np.ndarray, pixels: np.ndarray, distance: int) -> np.ndarray:
+    """``labels`` with each of ``pixels`` (unlabelled) given the label of the nearest labelled pixel
+    within ``distance`` (left 0 beyond), as skimage's ``expand_labels`` does; computed on a crop
+    around each group of such pixels rather than over the whole image (0.1 s instead of 0.5 s
+    for the ~2,000 slivers of a 2048² map)."""
+    out = labels.copy()
+    groups, _ = ndi.label(pixels, structure=EIGHT)
+    for index, box in enumerate(ndi.find_objects(groups), start=1):
+        box = tuple(slice(max(s.start - distance, 0), s.stop + distance) for s in box)
+        crop = labels[box]
+        if not crop.any():
+            continue
+        group = groups[box] == index
+        near, (rows, cols) = ndi.distance_transform_edt(crop == 0, return_indices=True)
+        given = crop[rows, cols]
+        out[box][group] = np.where(near[group] <= distance, given[group], 0)
+    return out
 
 
 def nuclei_from_probability(probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:
@@ -333,23 +425,19 @@ def split_at_valleys(probability: np.ndarray, mask: np.ndarray, depth: float = 0
     smooth = np.where(mask, ndi.gaussian_filter(np.asarray(probability, dtype=np.float64), sigma), 0.0)
     # 8-connected blobs, as the reconstruction joins diagonal neighbours. Blob by blob, because one
     # reconstruction of a whole 2048 x 2048 nucleus map took 9 s (2 cores).
-    blobs, n_blobs = ndi.label(mask, structure=np.ones((3, 3)))
-    return _split_blobs(smooth, blobs, n_blobs, lambda values, blob: _split_one_hill(values, blob, depth))
+    blobs, n_blobs = ndi.label(mask, structure=EIGHT)
+    return _split_blobs(smooth, blobs, n_blobs, lambda values, blob, maxima: _split_one_hill(values, blob, maxima, depth))
 
 
-def _split_one_hill(smooth: np.ndarray, blob: np.ndarray, depth: float) -> np.ndarray:
+def _split_one_hill(smooth: np.ndarray, blob: np.ndarray, maxima: np.ndarray, depth: float) -> np.ndarray:
     """Watershed of one blob (a boolean crop) of a smoothed probability from its maxima at least
-    ``depth`` deep; parts joined to the rest only diagonally, which the watershed's 4-neighbour
-    flooding does not reach, are pieces of their own."""
-    hill = np.where(blob, smooth, 0.0)
-    # The h-maxima as whole plateaus: the regional maxima of the probability lowered by ``depth``
-    # and rebuilt under itself (skimage's h_maxima cuts a plateau joined by a slightly lower neck
-    # into two markers).
-    lowered = reconstruction(np.maximum(hill - depth, 0.0), hill, method="dilation")
-    markers = ndi.label(local_maxima(lowered, connectivity=2) & blob, structure=np.ones((3, 3)))[0]
+    ``depth`` deep, each marker the whole hill within ``depth`` of its top; parts joined to the
+    rest only diagonally, which the watershed's 4-neighbour flooding does not reach, are pieces of
+    their own."""
+    markers = _deep_maxima(smooth, blob, maxima, depth, whole_hill=True)
     if markers.max() <= 1:
         return blob.astype(np.int32)
-    pieces = watershed(-hill, markers, mask=blob).astype(np.int32)
+    pieces = watershed(-smooth, markers, mask=blob).astype(np.int32)
     rest = blob & (pieces == 0)
     if rest.any():
         pieces[rest] = ndi.label(rest)[0][rest] + pieces.max()
@@ -387,15 +475,15 @@ def cells_from_seeds(
     -------
     (nuclei, cells) : int32 label images, nucleus n inside cell n, both numbered 1..n.
     """
-    seeds = relabel_sequential(np.asarray(seeds, dtype=np.int32))[0]
+    seeds = _renumbered(np.asarray(seeds, dtype=np.int32))[0]
     cells = propagate(seeds, cell_probability > threshold, landscape, regularization)
     cells[seeds > 0] = seeds[seeds > 0]
     if config.fill_holes:
         cells = _fill_holes_per_object(cells)
     cells = _remove_small(cells, config.cell_min_size)
-    cells, forward, _ = relabel_sequential(cells)
+    cells, forward = _renumbered(cells, size=int(seeds.max(initial=0)) + 1)
     nuclei = np.where(forward[seeds] == cells, cells, 0)
-    return nuclei.astype(np.int32), cells.astype(np.int32)
+    return nuclei.astype(np.int32), cells
 
 
 @dataclass
@@ -461,9 +549,8 @@ def segment(
             kept = np.unique(clear_border(objects.cells))
             objects.nuclei[~np.isin(objects.nuclei, kept)] = 0
             objects.cells[~np.isin(objects.cells, kept)] = 0
-            objects.nuclei, forward, _ = relabel_sequential(objects.nuclei)
-            objects.cells = forward[objects.cells].astype(np.int32)
-            objects.nuclei = objects.nuclei.astype(np.int32)
+            objects.nuclei, forward = _renumbered(objects.nuclei, size=int(objects.cells.max(initial=0)) + 1)
+            objects.cells = forward[objects.cells]
         objects.cytoplasm = cytoplasm_from(objects.cells, objects.nuclei)
     return objects
 

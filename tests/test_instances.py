@@ -83,7 +83,7 @@ def test_split_touching_skips_only_blobs_with_one_marker(seed, h):
     """The shortcut (a blob with one local-maximum plateau is one object) changes nothing: the
     result equals splitting every blob on its own."""
     from scipy import ndimage as ndi
-    from impartial_core.instances import _split_one_blob, split_touching
+    from impartial_core.instances import _same_object_local_maxima, _split_one_blob, split_touching
 
     mask = _touching_discs(seed)
     distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
@@ -91,10 +91,39 @@ def test_split_touching_skips_only_blobs_with_one_marker(seed, h):
     reference = np.zeros(mask.shape, np.int64)
     for index, box in enumerate(ndi.find_objects(blobs_), start=1):
         blob = blobs_[box] == index
-        reference[box][blob] = _split_one_blob(distance[box], blob, h)[blob] + 1000 * index
+        maxima = _same_object_local_maxima(distance[box], blob) & blob
+        reference[box][blob] = _split_one_blob(distance[box], blob, maxima, h)[blob] + 1000 * index
     labels = split_touching(mask, h)
     assert _same_partition(labels, reference)
     assert labels.max() == len(np.unique(labels)) - 1  # numbered 1..n without gaps
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), depth=st.sampled_from([0.25, 0.5, 1.0, 2.0]))
+def test_deep_maxima_are_the_h_maxima_and_the_reconstructed_hills(seed, depth):
+    """The markers of both splits equal their definitions by greyscale reconstruction: skimage's
+    ``h_maxima`` (the tops) and the regional maxima of the values lowered by ``depth`` and rebuilt
+    under themselves (the hills). Values on a grid of 1/8, so that plateaus and passes of equal
+    height abound and no float rounding blurs the comparison."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima, local_maxima, reconstruction
+    from impartial_core.instances import _deep_maxima, _same_object_local_maxima
+
+    rng = np.random.default_rng(seed)
+    mask = _touching_discs(seed)
+    values = np.round(ndi.gaussian_filter(rng.random(mask.shape), 2.0) * 400 + 8 * ndi.distance_transform_edt(mask)) / 8
+    blob = ndi.label(mask, structure=np.ones((3, 3)))[0] == 1
+    maxima = _same_object_local_maxima(values, blob) & blob
+    eight = np.ones((3, 3))
+
+    isolated = np.where(blob, values, values[blob].min() - depth - 1.0)
+    tops = ndi.label(h_maxima(isolated, depth).astype(bool) & blob, structure=eight)[0]
+    assert _same_partition(_deep_maxima(values, blob, maxima, depth, whole_hill=False), tops)
+
+    hill = np.where(blob, values, 0.0)
+    lowered = reconstruction(np.maximum(hill - depth, 0.0), hill, method="dilation")
+    hills = ndi.label(local_maxima(lowered, connectivity=2) & blob, structure=eight)[0]
+    assert _same_partition(_deep_maxima(values, blob, maxima, depth, whole_hill=True), hills)
 
 
 def test_split_touching_ignores_neighbouring_blobs():
