@@ -82,6 +82,24 @@ def test_tiled_prediction_equals_untiled_on_random_images(height, width, seed, t
     assert np.abs(whole - tiled).max() < 0.01
 
 
+@settings(max_examples=200, deadline=None)
+@given(units=st.integers(1, 3000), tile_units=st.integers(2, 256), overlap_units=st.integers(0, 64),
+       multiple=st.sampled_from([1, 4, 8]))
+def test_tiles_are_even_overlap_enough_and_cover_the_axis(units, tile_units, overlap_units, multiple):
+    """The fewest tiles of at most ``tile`` pixels, overlapping by at least ``overlap``, on the grid."""
+    from impartial_core.prediction import _tile_starts
+
+    overlap_units = min(overlap_units, tile_units - 1)
+    size, tile, overlap = units * multiple, tile_units * multiple, overlap_units * multiple
+    starts, length = _tile_starts(size, tile, overlap, multiple)
+    assert length <= tile and length % multiple == 0 and all(start % multiple == 0 for start in starts)
+    assert starts[0] == 0 and starts[-1] + length == size
+    assert all(a + length - b >= overlap for a, b in zip(starts, starts[1:]))
+    assert all(b > a for a, b in zip(starts, starts[1:]))
+    n = len(starts)
+    assert n == 1 or (n - 1) * tile - (n - 2) * overlap < size  # one tile fewer could not cover it
+
+
 def test_flip_averaged_prediction_is_the_mean_of_unflipped_predictions(trained):
     """Each flipped prediction is flipped back onto the image before averaging (rows and columns
     apart: an asymmetric image catches a flip undone along the wrong axis)."""
