@@ -126,6 +126,20 @@ def test_deep_maxima_are_the_h_maxima_and_the_reconstructed_hills(seed, depth):
     assert _same_partition(_deep_maxima(values, blob, maxima, depth, whole_hill=True), hills)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), rows=st.integers(1, 40), margin=st.integers(1, 8))
+def test_distance_in_strips_is_scipys(seed, rows, margin):
+    """Strips of a few rows read with a narrow margin give scipy's distances exactly, also where
+    a blob is far wider than the margin (the strip is read again with a wider one)."""
+    from scipy import ndimage as ndi
+    from impartial_core.instances import _distance_to_background
+
+    mask = _touching_discs(seed)
+    mask[10:70, 20:90] |= np.random.default_rng(seed).random() < 0.5  # sometimes one large blob
+    expected = ndi.distance_transform_edt(mask).astype(np.float32)
+    assert np.array_equal(_distance_to_background(mask, rows, margin), expected)
+
+
 def test_split_touching_ignores_neighbouring_blobs():
     """A blob's objects do not depend on what lies next to it (tiles of a large image agree)."""
     from impartial_core.instances import split_touching
