@@ -83,7 +83,7 @@ def test_split_touching_skips_only_blobs_with_one_marker(seed, h):
     """The shortcut (a blob with one local-maximum plateau is one object) changes nothing: the
     result equals splitting every blob on its own."""
     from scipy import ndimage as ndi
-    from impartial_core.instances import _same_object_local_maxima, _split_one_blob, split_touching
+    from impartial_core.blob_splitting import _same_object_local_maxima, _split_one_blob, split_touching
 
     mask = _touching_discs(seed)
     distance = ndi.gaussian_filter(ndi.distance_transform_edt(mask).astype(np.float32), 1.0)
@@ -107,7 +107,7 @@ def test_deep_maxima_are_the_h_maxima_and_the_reconstructed_hills(seed, depth):
     height abound and no float rounding blurs the comparison."""
     from scipy import ndimage as ndi
     from skimage.morphology import h_maxima, local_maxima, reconstruction
-    from impartial_core.instances import _deep_maxima, _same_object_local_maxima
+    from impartial_core.blob_splitting import _deep_maxima, _same_object_local_maxima
 
     rng = np.random.default_rng(seed)
     mask = _touching_discs(seed)
@@ -132,7 +132,7 @@ def test_distance_in_strips_is_scipys(seed, rows, margin):
     """Strips of a few rows read with a narrow margin give scipy's distances exactly, also where
     a blob is far wider than the margin (the strip is read again with a wider one)."""
     from scipy import ndimage as ndi
-    from impartial_core.instances import _distance_to_background
+    from impartial_core.blob_splitting import _distance_to_background
 
     mask = _touching_discs(seed)
     mask[10:70, 20:90] |= np.random.default_rng(seed).random() < 0.5  # sometimes one large blob
