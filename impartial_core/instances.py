@@ -40,6 +40,7 @@ VALLEY_DEPTH = 0.05
 NECK_H = 2.0
 SLIVER_PIXELS = 20
 
+
 def _renumbered(labels: np.ndarray, size: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """``labels`` (non-negative) numbered 1..n in the order of their numbers, as skimage's
     ``relabel_sequential`` does, and the map from old numbers to new: an int32 array of at least
