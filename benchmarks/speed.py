@@ -32,6 +32,10 @@ PARTS = ("steps", "predict", "instances", "tta", "pipeline")
 # ----------------------------------------------------------------------------------------------
 # (a) training steps
 # ----------------------------------------------------------------------------------------------
+#: torch's names of the precisions the step timings report.
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
 def measure_peak_flops(device: str = "cpu", dtype: str = "float32", seconds: float = 2.0) -> float:
     """Achievable peak FLOP/s of this device: a large square matmul, repeated for ``seconds``.
 
@@ -114,6 +118,16 @@ def time_training_steps(width: int, batch: int, steps: int, warmup: int = 2, dev
             "mean_loss": mean_loss}
 
 
+def cpu_precisions() -> List[Tuple[str, bool]]:
+    """(name, mixed_precision) of the precisions the CPU trains and predicts in: float32, and
+    bfloat16 where the CPU computes it natively (``devices.bfloat16_native``, the default there)."""
+    import torch
+
+    from impartial_core.devices import bfloat16_native
+
+    return [("fp32", False)] + ([("bf16", True)] if bfloat16_native(torch.device("cpu")) else [])
+
+
 def run_steps(args, log=print) -> Dict:
     import torch
 
@@ -122,29 +136,36 @@ def run_steps(args, log=print) -> Dict:
     mibi = load_mibi(args.data)
     steps = 2 if args.quick else 5
     rows = []
-    # The peak is measured before and after the step timings and the higher kept: on a shared
-    # machine a single measurement can fall in a busy moment and inflate the fractions.
-    peaks = [measure_peak_flops("cpu", "float32", 1.0 if args.quick else 3.0)]
-    log(f"  CPU fp32 matmul peak (measured): {peaks[0] / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} torch threads")
+    precisions = cpu_precisions()
+    seconds = 1.0 if args.quick else 3.0
+    # Each precision's peak is measured before and after the step timings and the higher kept: on
+    # a shared machine a single measurement can fall in a busy moment and inflate the fractions.
+    peaks = {name: [measure_peak_flops("cpu", DTYPES[name], seconds)] for name, _ in precisions}
+    log("  CPU matmul peak (measured): " + ", ".join(f"{n} {p[0] / 1e9:.1f} GFLOP/s" for n, p in peaks.items())
+        + f"; {torch.get_num_threads()} torch threads")
     width, batch = NetworkConfig().width, TrainingConfig().batch_size
     configs = [("paper (depth 2, 64 filters)", 64, 8, 64), (f"default (depth 2, {width} filters)", width, batch, batch)]
     timings = []
     for name, width, batch, report_batch in configs:
-        timing = time_training_steps(width, batch, steps, warmup=1 if args.quick else 2, device="cpu", mibi=mibi)
-        timings.append((name, width, batch, report_batch, timing))
-        log(f"  {name}, batch {batch}: {timing['s_per_step']:.3f} s/step (median of {steps}; "
-            f"steps {', '.join(f'{t:.2f}' for t in timing['step_times'])})")
-    peaks.append(measure_peak_flops("cpu", "float32", 1.0 if args.quick else 3.0))
-    peak = max(peaks)
-    log(f"  CPU fp32 matmul peak measured again: {peaks[1] / 1e9:.1f} GFLOP/s; using {peak / 1e9:.1f}")
-    for name, width, batch, report_batch, timing in timings:
+        for precision, mixed in precisions:
+            timing = time_training_steps(width, batch, steps, warmup=1 if args.quick else 2, device="cpu", mibi=mibi,
+                                         mixed_precision=mixed)
+            timings.append((name, precision, width, batch, report_batch, timing))
+            log(f"  {name}, {precision}, batch {batch}: {timing['s_per_step']:.3f} s/step (median of {steps}; "
+                f"steps {', '.join(f'{t:.2f}' for t in timing['step_times'])})")
+    for name, _ in precisions:
+        peaks[name].append(measure_peak_flops("cpu", DTYPES[name], seconds))
+    peak = {name: max(p) for name, p in peaks.items()}
+    log("  CPU matmul peak measured again: " + ", ".join(f"{n} {p[1] / 1e9:.1f}" for n, p in peaks.items()) + " GFLOP/s")
+    for name, precision, width, batch, report_batch, timing in timings:
         flops = step_flops(width, batch)
         scale = report_batch / batch
-        rows.append(dict(config=name, device="cpu", dtype="fp32", timed_batch=batch, batch=report_batch,
+        rows.append(dict(config=name, device="cpu", dtype=precision, timed_batch=batch, batch=report_batch,
                          s_per_step=timing["s_per_step"] * scale, measured_s_per_step=timing["s_per_step"],
                          step_times=timing["step_times"], flops_per_step=flops * scale,
                          patches_per_s=batch / timing["s_per_step"], tflops=flops / timing["s_per_step"] / 1e12,
-                         peak_tflops=peak / 1e12, fraction_of_peak=flops / timing["s_per_step"] / peak, scaled=scale != 1))
+                         peak_tflops=peak[precision] / 1e12, fraction_of_peak=flops / timing["s_per_step"] / peak[precision],
+                         scaled=scale != 1))
     return {"rows": rows, "cpu_peak_flops": peak, "cpu_peaks": peaks}
 
 
@@ -157,9 +178,10 @@ def steps_table(data: Dict, peak_note: Optional[str] = None) -> str:
         rows.append([r["config"], r["device"], r["dtype"], batch, f"{r['s_per_step']:.3f}", f"{r['patches_per_s']:.1f}",
                      f"{r['flops_per_step'] / 1e9:.1f}", f"{r['tflops']:.3f}", f"{r['fraction_of_peak']:.1%}"])
     peak_note = peak_note or (
-        f"Peak: measured throughput of a 2048² fp32 matmul in the same run, before and after the steps, the higher kept "
-        f"({data['cpu_peak_flops'] / 1e9:.1f} GFLOP/s on CPU), not the data-sheet figure; on a busy machine both can be "
-        "low, so a fraction can even exceed 100%.")
+        "Peak: measured throughput of a 2048² matmul of each precision in the same run, before and after the steps, the "
+        "higher kept (" + ", ".join(f"{n} {p / 1e9:.1f} GFLOP/s" for n, p in data["cpu_peak_flops"].items())
+        + " on CPU), not the data-sheet figure; on a busy machine both can be low, so a fraction can even exceed 100%. "
+        "bf16: the network in bfloat16 autocast, the default on a CPU with native bfloat16 (AVX-512 BF16).")
     return ("### Training-step throughput\n\n" + markdown_table(header, rows)
             + "\n\nA step is one real training iteration of `impartial_core.training.train` (patch sampling, blind-spot "
               "masking, forward, both losses, backward, Adam) on MIBI n100, median over the timed steps after warm-up. Rows "
@@ -193,7 +215,7 @@ def tiled(array: np.ndarray, size: int) -> np.ndarray:
     return np.tile(array, (size // array.shape[0] + 1, size // array.shape[1] + 1))[:size, :size].copy()
 
 
-def _predict_worker(size: int, repeats: int, width: int, device: str) -> None:
+def _predict_worker(size: int, repeats: int, width: int, device: str, mixed_precision: bool) -> None:
     """Runs in a fresh process: times ``ImPartialModel.predict`` and reports the peak resident set."""
     import torch
 
@@ -208,7 +230,7 @@ def _predict_worker(size: int, repeats: int, width: int, device: str) -> None:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        maps = model.predict(image, device=device)
+        maps = model.predict(image, device=device, mixed_precision=mixed_precision)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -223,50 +245,61 @@ def run_predict(args, log=print, devices: Optional[Sequence[str]] = None) -> Dic
     import torch
 
     devices = devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    # The CPU in each precision it predicts in (the default last); a GPU always in bfloat16.
+    runs = [(device, precision, mixed) for device in devices
+            for precision, mixed in (cpu_precisions() if device == "cpu" else [("bf16", True)])]
     rows = []
-    for device in devices:
+    for device, precision, mixed in runs:
         for size in args.sizes:
             repeats = 1 if args.quick or size > 2048 else 3
             command = [sys.executable, "-m", "benchmarks.speed", "--_predict-worker", str(size), str(repeats),
-                       str(args.width), device]
+                       str(args.width), device, str(int(mixed))]
             result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
             if result.returncode != 0:
                 log(f"  prediction {size}² on {device} failed:\n{result.stderr[-2000:]}")
-                rows.append({"size": size, "device": device, "error": result.stderr[-500:]})
+                rows.append({"size": size, "device": device, "precision": precision, "error": result.stderr[-500:]})
                 continue
             data = json.loads(result.stdout.strip().splitlines()[-1])
             best = min(data["times"])
-            row = dict(size=size, device=device, seconds=best, median_s=float(np.median(data["times"])),
+            row = dict(size=size, device=device, precision=precision, seconds=best, median_s=float(np.median(data["times"])),
                        megapixels_per_s=size * size / 1e6 / best, peak_rss_gb=data["peak_rss_kb"] / 1024 ** 2,
                        baseline_rss_gb=data["baseline_rss_kb"] / 1024 ** 2, gpu_peak_gb=data["gpu_peak_bytes"] / 1024 ** 3,
                        repeats=repeats, threads=data["threads"])
-            log(f"  predict {size}² on {device}: {best:.2f} s, {row['megapixels_per_s']:.2f} MP/s, "
+            log(f"  predict {size}² on {device} ({precision}): {best:.2f} s, {row['megapixels_per_s']:.2f} MP/s, "
                 f"peak RSS {row['peak_rss_gb']:.2f} GB")
             rows.append(row)
     return {"rows": rows, "width": args.width}
 
 
 def predict_table(data: Dict) -> str:
-    header = ["image", "device", "seconds", "MP / s", "peak resident memory", "of which before predicting", "GPU peak"]
+    header = ["image", "device", "precision", "seconds", "MP / s", "peak resident memory", "of which before predicting",
+              "GPU peak"]
     rows = []
     for r in data["rows"]:
+        # Results saved before the precision column predicted in float32 on a CPU, in bfloat16 on a GPU.
+        precision = r.get("precision", "fp32" if r["device"] == "cpu" else "bf16")
         if "error" in r:
-            rows.append([f"{r['size']}²", r["device"], "failed", "", "", "", ""])
+            rows.append([f"{r['size']}²", r["device"], precision, "failed", "", "", "", ""])
             continue
-        rows.append([f"{r['size']}²", r["device"], f"{r['seconds']:.2f}" + (f" (best of {r['repeats']})" if r["repeats"] > 1 else ""),
+        rows.append([f"{r['size']}²", r["device"], precision,
+                     f"{r['seconds']:.2f}" + (f" (best of {r['repeats']})" if r["repeats"] > 1 else ""),
                      f"{r['megapixels_per_s']:.2f}", f"{r['peak_rss_gb']:.2f} GB", f"{r['baseline_rss_gb']:.2f} GB",
                      f"{r['gpu_peak_gb']:.2f} GB" if r["device"] != "cpu" else "–"])
     goals = []
     for r in data["rows"]:
+        what = f" ({r.get('precision', 'fp32')})"
         if r.get("device") == "cpu" and r.get("size") == 2048 and "seconds" in r:
-            goals.append(f"2048² under 10 s: {r['seconds']:.1f} s **{'pass' if r['seconds'] < 10 else 'FAIL'}**")
+            goals.append(f"2048² under 10 s{what}: {r['seconds']:.1f} s **{'pass' if r['seconds'] < 10 else 'FAIL'}**")
         if r.get("device") == "cpu" and r.get("size") == 8192 and "peak_rss_gb" in r:
-            goals.append(f"8192² peak memory under 3 GB: {r['peak_rss_gb']:.2f} GB **{'pass' if r['peak_rss_gb'] < 3 else 'FAIL'}**")
+            goals.append(f"8192² peak memory under 3 GB{what}: {r['peak_rss_gb']:.2f} GB "
+                         f"**{'pass' if r['peak_rss_gb'] < 3 else 'FAIL'}**")
     return ("### Prediction throughput and peak memory\n\n" + markdown_table(header, rows)
             + f"\n\n`ImPartialModel.predict` (normalisation, tiled prediction with blending, probability + uncertainty maps) "
               f"of a single-channel float32 image (MIBI image 0 tiled), default-width model (width {data['width']}, untrained: "
               "speed does not depend on the weights), each size in a fresh process; peak resident memory = high-water mark of that "
-              "process (VmHWM; Python, torch, the image and the output maps included). Instances (`segment`) are not included."
+              "process (VmHWM; Python, torch, the image and the output maps included). Instances (`segment`) are not included. "
+              "bf16: the network in bfloat16 autocast (the probability computed from its logits in float32), the default on a "
+              "GPU and on a CPU with native bfloat16 (AVX-512 BF16)."
             + ("\n\nGoals: " + "; ".join(goals) if goals else ""))
 
 
@@ -540,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pipeline-size", type=int, default=2048, help="image side of the pipeline image sets")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
-    parser.add_argument("--_predict-worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--_predict-worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--_build-pipelines", nargs=2, help=argparse.SUPPRESS)
     return parser
 
@@ -554,8 +587,8 @@ def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Di
     args = build_parser().parse_args(argv)
     args.out = results_folder(args.out, args.quick)
     if args._predict_worker:
-        size, repeats, width, device = args._predict_worker
-        _predict_worker(int(size), int(repeats), int(width), device)
+        size, repeats, width, device, mixed = args._predict_worker
+        _predict_worker(int(size), int(repeats), int(width), device, bool(int(mixed)))
         return {}
     if args._build_pipelines:
         _build_pipelines_worker(*args._build_pipelines)

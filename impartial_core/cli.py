@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = math.inf if args.no_time_limit else args.time_budget
     use_threads(training_threads(args.threads, fixed_work=args.no_time_limit))
     config = TrainingConfig(time_budget_s=budget, max_iterations=args.iterations, seed=args.seed, device=args.device,
-                            haze=args.haze)
+                            haze=args.haze, mixed_precision=not args.float32)
     request = TrainingRequest(images, scribbles, tasks, network, config, start_from, tuple(args.channel_names or ()))
     if model_path.exists() and store.holds(model_path, request):
         print(f"{model_path} already holds a model trained on these images, scribbles and settings: not training "
@@ -219,7 +219,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 write_tiff(output_path(out_dir, stem, name), np.zeros(image.shape[1:], np.uint16))
             print(f"warning: {path}: unusable, no objects: {InputError(problems)}", file=sys.stderr)
             continue
-        maps = model.predict(image, flips=args.flips, device=args.device)
+        maps = model.predict(image, flips=args.flips, device=args.device, mixed_precision=not args.float32)
         objects = model.segment(maps, config, image=image, nuclear_channel=stain)
         counts = []
         for name in object_names:
@@ -406,6 +406,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_float32(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--float32", action="store_true",
+                        help=f"run the network in float32 where the device computes bfloat16 natively (a GPU, a CPU "
+                             f"with AVX-512 BF16), which is otherwise used there: about twice as slow, {what}")
+
+
 def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=POSITIVE_INT,
                         help="CPU threads (default: OMP_NUM_THREADS or SLURM_CPUS_PER_TASK when set, else the CPUs "
@@ -452,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "MODEL.<date-time>.bak.safetensors (a file holding a model of the same images, scribbles and "
                         "settings is reused, with or without this option, and nothing is trained)")
     p.add_argument("--quiet", action="store_true", help="no progress (a bar in a terminal, else a line about every 10 s)")
+    _add_float32(p, "and the model a machine without bfloat16 trains")
     _add_threads(p)
     p.set_defaults(func=cmd_train)
 
@@ -475,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "each cell, and X_nuclei.tif, X_cells.tif and X_cytoplasm.tif are written")
     p.add_argument("--flips", action="store_true", help="average over 4 flips (slower, smoother uncertainty)")
     p.add_argument("--device", default="auto")
+    _add_float32(p, "and the maps of float32 tools (an exported bioimage.io package) up to rounding")
     _add_threads(p)
     p.set_defaults(func=cmd_predict)
 

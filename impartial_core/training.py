@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import NetworkConfig, TaskSpec, TrainingConfig
-from .devices import resolve_device
+from .devices import bfloat16_native, resolve_device
 from .losses import UNLABELLED, reconstruction_loss, scribble_loss
 from .masking import blind_spot_mask
 from .network import ImPartialNet
@@ -133,17 +133,18 @@ def _window_pixels(windows: Sequence[Window]) -> int:
 
 
 def _probabilities_at_scribbles(net: ImPartialNet, images: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                                windows: Sequence[Window], device: torch.device
+                                windows: Sequence[Window], device: torch.device, mixed_precision: bool = True
                                 ) -> Dict[int, List[Tuple[np.ndarray, np.ndarray]]]:
     """Per image index, per task: (foreground probability, target 0/1) at the labelled pixels of
-    ``targets`` inside ``windows``."""
+    ``targets`` inside ``windows`` (predicted as :func:`.prediction.predict_image` does)."""
     context = 8 * net.multiple  # on the pooling grid, and beyond the depth-2 network's reach (~22 px)
     found: Dict[int, List[Tuple[List[np.ndarray], List[np.ndarray]]]] = {}
     for index, ys, xs in windows:
         image, target = images[index], targets[index]
         _, h, w = image.shape
         y0, x0 = max(ys.start - context, 0), max(xs.start - context, 0)
-        maps = predict_image(net, image[:, y0:min(ys.stop + context, h), x0:min(xs.stop + context, w)], device=device)
+        maps = predict_image(net, image[:, y0:min(ys.stop + context, h), x0:min(xs.stop + context, w)], device=device,
+                             mixed_precision=mixed_precision)
         inner = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
         per_task = found.setdefault(index, [([], []) for _ in net.tasks])
         for t, task in enumerate(net.tasks):
@@ -154,10 +155,10 @@ def _probabilities_at_scribbles(net: ImPartialNet, images: Sequence[np.ndarray],
 
 
 def _scribble_loss(net: ImPartialNet, images: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                   windows: Sequence[Window], device: torch.device) -> Optional[float]:
+                   windows: Sequence[Window], device: torch.device, mixed_precision: bool = True) -> Optional[float]:
     """Mean Brier loss on the labelled pixels in ``windows``, averaged over images, tasks and classes."""
     total, count = 0.0, 0
-    for pairs in _probabilities_at_scribbles(net, images, targets, windows, device).values():
+    for pairs in _probabilities_at_scribbles(net, images, targets, windows, device, mixed_precision).values():
         for p, target in pairs:
             for cls in (0, 1):
                 sel = target == cls
@@ -168,7 +169,7 @@ def _scribble_loss(net: ImPartialNet, images: Sequence[np.ndarray], targets: Seq
 
 
 def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: torch.device,
-                      windows: Optional[Sequence[Window]] = None) -> Dict[str, float]:
+                      windows: Optional[Sequence[Window]] = None, mixed_precision: bool = True) -> Dict[str, float]:
     """Per task, the threshold in [0.3, 0.7] with the best class-balanced accuracy on the scribbles.
 
     Near-ties (within 0.005) are usual, since scribbles seldom touch object borders; they resolve
@@ -178,7 +179,7 @@ def choose_thresholds(net: ImPartialNet, data: Sequence[TrainingImage], device: 
     targets = [d.all_targets for d in data]
     if windows is None:
         windows = evaluation_windows(targets, THRESHOLD_PIXELS, np.random.default_rng(0))
-    found = _probabilities_at_scribbles(net, [d.image for d in data], targets, windows, device)
+    found = _probabilities_at_scribbles(net, [d.image for d in data], targets, windows, device, mixed_precision)
     candidates = np.round(np.arange(0.3, 0.7001, 0.05), 2)
     thresholds = {}
     for t, task in enumerate(net.tasks):
@@ -202,7 +203,7 @@ def batch_losses(net: ImPartialNet, masked: torch.Tensor, batch: torch.Tensor, m
     mask : (B, C, H, W) bool, True at the blind spots.
     targets : (B, T, H, W) per task -1 / 0 / 1 (see ``losses.UNLABELLED``).
     channel_index : per task, the indices of its reconstructed channels.
-    autocast : run the network in bfloat16 (CUDA only).
+    autocast : run the network in bfloat16 (where the device computes it natively).
     """
     # No cast cache: each weight is cast once per step anyway, and a cache cannot live in a CUDA graph.
     with torch.autocast(device_type=masked.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
@@ -264,9 +265,9 @@ class EvaluationPlan:
                    evaluation_windows(monitored, VALIDATION_PIXELS, np.random.default_rng(seed + 3)),
                    evaluation_windows([d.all_targets for d in data], THRESHOLD_PIXELS, np.random.default_rng(seed + 4)))
 
-    def validation_loss(self, net: ImPartialNet, device: torch.device) -> Optional[float]:
+    def validation_loss(self, net: ImPartialNet, device: torch.device, mixed_precision: bool = True) -> Optional[float]:
         """``net``'s loss on the monitored scribbles (None if there are none)."""
-        return _scribble_loss(net, self.images, self.monitored, self.monitored_windows, device)
+        return _scribble_loss(net, self.images, self.monitored, self.monitored_windows, device, mixed_precision)
 
     @property
     def finishing_evaluations(self) -> float:
@@ -466,7 +467,7 @@ def _optimisation(net: ImPartialNet, tasks: Tuple[TaskSpec, ...], config: Traini
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, fused=device.type == "cuda",
                                  capturable=graphed)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
-    autocast = config.mixed_precision and device.type == "cuda"
+    autocast = config.mixed_precision and bfloat16_native(device)
     channel_index = {t.name: torch.tensor(t.reconstructed_channels, device=device) for t in tasks}
     weights = torch.tensor([config.foreground_weight, config.background_weight, config.reconstruction_weight] * len(tasks),
                            device=device)
@@ -475,11 +476,11 @@ def _optimisation(net: ImPartialNet, tasks: Tuple[TaskSpec, ...], config: Traini
     return step, scheduler
 
 
-def _validate(net: ImPartialNet, plan: EvaluationPlan, device: torch.device, budget: TimeBudget,
+def _validate(net: ImPartialNet, plan: EvaluationPlan, device: torch.device, mixed_precision: bool, budget: TimeBudget,
               scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau, best: BestWeights) -> Optional[float]:
     """Score ``net`` on the monitored scribbles, timed for the budget; the score steps the
     learning-rate schedule and early stopping. Returns it (None if nothing is monitored)."""
-    validation = budget.timed(lambda: plan.validation_loss(net, device))
+    validation = budget.timed(lambda: plan.validation_loss(net, device, mixed_precision))
     if validation is not None:
         scheduler.step(validation)
         best.offer(validation, net)
@@ -543,7 +544,7 @@ def train(
         for done, values in readback.ready(evaluate):
             losses, validation = progress_log.read(done, values), None
             if evaluate and done == iteration:
-                validation = _validate(net, plan, device, budget, scheduler, best)
+                validation = _validate(net, plan, device, config.mixed_precision, budget, scheduler, best)
                 losses["validation"] = validation if validation is not None else float("nan")
             progress_log.record(done, losses, validation, best.best_validation)
         if best.patience_exhausted:
@@ -557,12 +558,12 @@ def train(
 
     # A final evaluation so the last stretch of iterations is not thrown away unseen.
     if progress_log.history and math.isnan(progress_log.history[-1].get("validation", math.nan)):
-        validation = plan.validation_loss(net, device)
+        validation = plan.validation_loss(net, device, config.mixed_precision)
         if validation is not None:
             best.offer(validation, net)
     best.restore(net)
     net.eval()
-    thresholds = choose_thresholds(net, data, device, plan.threshold_windows)
+    thresholds = choose_thresholds(net, data, device, plan.threshold_windows, config.mixed_precision)
     elapsed = progress_log.elapsed_s()
     log.info("trained %d iterations in %.1f s (%s); best validation loss %.4f", iteration, elapsed, stopped_because, best.value)
     return TrainingResult(net, thresholds, progress_log.history, iteration, elapsed, stopped_because, best.best_validation)

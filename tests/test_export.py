@@ -160,7 +160,8 @@ def test_bioimageio_test_passes_and_matches_predict(blob_model_file, tmp_path):
     assert "passed" in done.stdout
     image = read_image(MIBI_IMAGE)[None]
     outputs = bioimageio_predict(package, image, tmp_path)
-    maps = ImPartialModel.load(blob_model_file).predict(image)["nuclei"]
+    # The package's network runs in float32, as ImPartial does where bfloat16 is not native.
+    maps = ImPartialModel.load(blob_model_file).predict(image, mixed_precision=False)["nuclei"]
     np.testing.assert_allclose(outputs["network_foreground_probability"][0, 0], maps.foreground_probability,
                                rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(outputs["network_uncertainty"][0, 0], maps.uncertainty, rtol=0, atol=10 * TOLERANCE)
@@ -181,7 +182,7 @@ def test_two_tasks_two_channels(two_task_model, tmp_path):
         rdf = z.read("rdf.yaml").decode()
     assert '["PanCK", "DAPI"]' in rdf and '["nuclei", "cells"]' in rdf
     outputs = bioimageio_predict(package, image, tmp_path)
-    maps = ImPartialModel.load(two_task_model).predict(image)
+    maps = ImPartialModel.load(two_task_model).predict(image, mixed_precision=False)
     for i, task in enumerate(("nuclei", "cells")):
         np.testing.assert_allclose(outputs["network_foreground_probability"][0, i], maps[task].foreground_probability,
                                    rtol=0, atol=TOLERANCE)

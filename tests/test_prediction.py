@@ -117,6 +117,25 @@ def test_flip_averaged_prediction_is_the_mean_of_unflipped_predictions(trained):
     assert np.abs(averaged.reconstruction - np.mean(expected_r, axis=0)).max() < 1e-4
 
 
+# ---------------- precision
+def test_bfloat16_prediction_is_close_to_float32_and_finds_the_same_nuclei(trained):
+    """Where the CPU computes bfloat16 natively the network predicts in it (the default, about
+    twice as fast); the probability moves by far less than what separates objects from background."""
+    from impartial_core.devices import bfloat16_native
+    from impartial_core.metrics import evaluate_image
+
+    if not bfloat16_native(torch.device("cpu")):
+        pytest.skip("this CPU has no native bfloat16")
+    result, image, truth = trained
+    normalised = normalize(image[None])
+    exact = predict_image(result.net, normalised, mixed_precision=False)["nuclei"].foreground_probability
+    fast = predict_image(result.net, normalised)["nuclei"].foreground_probability
+    assert 0 < np.abs(exact - fast).max() < 0.05
+    threshold = result.thresholds["nuclei"]
+    same = evaluate_image(None, nuclei_from_probability(fast, threshold), nuclei_from_probability(exact, threshold))
+    assert same["f1_iou50"] > 0.95
+
+
 # ---------------- any image a user gives: constant, non-finite, any pixel type, wrong dimensions
 def test_constant_zero_and_non_finite_images_give_no_objects_and_no_crash(blob_model):
     for image in (np.zeros((64, 80)), np.full((64, 80), 5.0), np.full((64, 80), np.nan)):

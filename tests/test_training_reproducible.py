@@ -7,7 +7,8 @@ deterministic). Floating-point results depend on torch's version, the CPU's vect
 and its maker (the same AVX-512 kernels round differently on Intel and AMD processors), so a
 digest is kept per (torch version, CPU capability, CPU vendor) and checked with one thread; elsewhere
 the exact check is skipped, and the structural checks (which iterations were evaluated, why
-training stopped, that the best weights are the ones returned) still run.
+training stopped, that the best weights are the ones returned) still run. The scenarios train in
+float32; a CPU with native bfloat16 trains in it by default, which is checked apart.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def one_thread():
 def _train(**overrides) -> TrainingResult:
     image, _, scribbles = blobs(seed=1, size=64, n=6)
     settings = dict(max_iterations=12, batch_size=2, patch_size=32, eval_every=3, seed=0, learning_rate=3e-3,
-                    time_budget_s=600.0)
+                    time_budget_s=600.0, mixed_precision=False)
     settings.update(overrides)
     return train([normalize(image[None])], [scribbles], [nuclei_task()], NetworkConfig(1, 4),
                  TrainingConfig(**settings))
@@ -167,3 +168,16 @@ def test_stopping_at_the_time_budget_is_reproducible(one_thread, monkeypatch):
     # the final validation of iterations 7 found better weights than any evaluation before
     assert result.best_validation < min(_validations(result).values())
     _check_pinned("time budget", result)
+
+
+def test_bfloat16_training_is_reproducible(one_thread):
+    """Where the CPU computes bfloat16 natively, training runs in it (the default) and is as
+    reproducible as in float32, and not the same training: the step really ran in bfloat16."""
+    from impartial_core.devices import bfloat16_native
+
+    if not bfloat16_native(torch.device("cpu")):
+        pytest.skip("this CPU has no native bfloat16")
+    result = _train(mixed_precision=True)
+    assert result.iterations == 12 and result.stopped_because == "iteration budget"
+    assert _digest(_train(mixed_precision=True)) == _digest(result)
+    assert _digest(result) != _digest(_train())
