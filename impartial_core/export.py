@@ -208,8 +208,8 @@ reproduces it). `impartial predict --float32` with the attached model file (with
 the averaging over flipped copies that this network does not do) gives the same foreground
 probability on whole images of up to 512 x 512 pixels (ImPartial's tile size), up to float
 rounding (without `--float32`, on a GPU or a CPU with native bfloat16, ImPartial computes the
-network in bfloat16: within about 0.01-0.03); larger images ImPartial predicts in overlapping tiles (as tools may), so values near
-tile seams can differ slightly.
+network in bfloat16: within about 0.01-0.03); larger images ImPartial predicts in overlapping
+tiles (as tools may), so values near tile seams can differ slightly.
 Tools that pad an image by the output halo ({halo(model.net.network.depth)} pixels) before
 predicting, as bioimageio.core does (mirroring the image), give other values within that
 distance of the image's edge: ImPartial does not pad.
