@@ -9,10 +9,10 @@ settings and 3-minute budget) once in float32 and once in bfloat16 autocast, one
 fold by fold, and predicts each held-out image at the training's precision; then the same for the
 MP6843 folds (cells task, nuclei from the DAPI channel). With ``--matched-iterations`` each MIBI
 fold is also trained in bfloat16 for exactly the float32 training's iterations, which tells the
-precision's effect from that of the extra iterations it fits in the budget. Printed per fold and run: iterations,
-why training stopped, F1@0.5 and mDICE of the default objects. Last, one model's prediction in
-both precisions: the largest change of the probability, the objects' agreement (F1@0.5 of one
-against the other), and the time to predict a 2048² image.
+precision's effect from that of the extra iterations it fits in the budget. Printed per fold and
+run: iterations, why training stopped, F1@0.5 and mDICE of the default objects. First, one
+model's prediction in both precisions: the largest change of the probability, the objects'
+agreement (F1@0.5 of one against the other), and the time to predict a 2048² image.
 """
 import argparse
 import sys
@@ -32,6 +32,7 @@ from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
 
 PRECISIONS = {"float32": False, "bfloat16": True}
+MATCHED = "bfloat16, float32's iterations"
 
 
 def scored(model: ImPartialModel, image: np.ndarray, truth: np.ndarray, mixed: bool, task: str, **cells) -> dict:
@@ -46,18 +47,18 @@ def scored(model: ImPartialModel, image: np.ndarray, truth: np.ndarray, mixed: b
 
 
 def mibi_seed(mibi, seed: int, budget: float, matched: bool) -> dict:
-    runs = {name: [] for name in list(PRECISIONS) + (["bfloat16, float32's iterations"] if matched else [])}
+    names = list(PRECISIONS) + ([MATCHED] if matched else [])
+    runs = {name: [] for name in names}
     for held in MIBI_IDS:
         fold = make_fold(mibi, held)
-        configs = {name: TrainingConfig(time_budget_s=budget, device="cpu", seed=seed, mixed_precision=mixed)
-                   for name, mixed in PRECISIONS.items()}
-        for name in runs:
-            if name not in configs:
-                configs[name] = TrainingConfig(time_budget_s=1e6, max_iterations=runs["float32"][-1]["iterations"],
-                                               device="cpu", seed=seed, mixed_precision=True)
-            model = ImPartialModel.train(fold.images, fold.scribbles, tasks_for("nuclei", 1), NetworkConfig(1),
-                                         configs[name])
-            row = scored(model, fold.test_image, fold.test_truth, configs[name].mixed_precision, "nuclei")
+        for name in names:
+            if name == MATCHED:
+                config = TrainingConfig(time_budget_s=1e6, max_iterations=runs["float32"][-1]["iterations"],
+                                        device="cpu", seed=seed, mixed_precision=True)
+            else:
+                config = TrainingConfig(time_budget_s=budget, device="cpu", seed=seed, mixed_precision=PRECISIONS[name])
+            model = ImPartialModel.train(fold.images, fold.scribbles, tasks_for("nuclei", 1), NetworkConfig(1), config)
+            row = scored(model, fold.test_image, fold.test_truth, config.mixed_precision, "nuclei")
             runs[name].append(row)
             print(f"MIBI seed {seed}, image {held}, {name}: {row['iterations']} iterations ({row['stopped']}), "
                   f"F1@0.5 {row['f1']:.3f}, mDICE {row['mdice']:.3f}", flush=True)

@@ -128,13 +128,12 @@ def test_predict_min_size_applies_to_cells(tmp_path, capsys):
     assert counts == {0: 1, 2000: 0}
 
 
-
 def test_predict_float32_writes_the_float32_maps(tmp_path, capsys):
     """``--float32`` runs the network in float32 where bfloat16 would be used (the maps of other
     float32 tools); without it the maps are those of ``predict``'s default precision."""
-    model, image = _model(tmp_path), _image(tmp_path / "A01.tif", seed=3)
     from impartial_core.devices import bfloat16_native
 
+    model, image = _model(tmp_path), _image(tmp_path / "A01.tif", seed=3)
     loaded, raw = ImPartialModel.load(model), tifffile.imread(image)
     written = {}
     for flag, mixed in (["--float32"], False), ([], True):
@@ -144,6 +143,7 @@ def test_predict_float32_writes_the_float32_maps(tmp_path, capsys):
         written[mixed] = tifffile.imread(out / "A01_nuclei_probability.tif")
         assert np.array_equal(written[mixed], loaded.predict(raw, mixed_precision=mixed)["nuclei"].foreground_probability)
     assert np.array_equal(written[False], written[True]) != bfloat16_native(torch.device("cpu"))
+
 
 # ---------------------------------------------------------------- scribbles
 def test_simulated_scribbles_keep_dotted_names_and_are_not_replaced_without_overwrite(tmp_path, capsys):
