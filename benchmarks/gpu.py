@@ -27,9 +27,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks import speed
+from benchmarks import speed, training_steps
 from benchmarks.accuracy import GOALS, header_lines, impartial_mibi
-from benchmarks.data import fmt, load_mibi, markdown_table, write_results
+from benchmarks.data import RESULTS, fmt, load_mibi, markdown_table, write_results
 
 PAPER = ("paper (depth 2, 64 filters)", 64, 64)
 DEFAULT = ("default (depth 2, 16 filters)", 16, 8)
@@ -71,7 +71,7 @@ def synchronisations_per_iteration(mibi) -> float:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        speed.train_on_mibi(mibi, 16, 8, 40, lambda p: torch.cuda.set_sync_debug_mode("warn" if 10 <= p.iteration < 30 else 0),
+        training_steps.train_on_mibi(mibi, 16, 8, 40, lambda p: torch.cuda.set_sync_debug_mode("warn" if 10 <= p.iteration < 30 else 0),
                             device="cuda")
     torch.cuda.set_sync_debug_mode(0)
     return sum("synchroniz" in str(w.message) for w in caught) / 20
@@ -83,7 +83,7 @@ def graph_replay_difference(mibi, iterations: int = 40) -> float:
     totals = {}
     for graphs in (True, False):
         history = []
-        speed.train_on_mibi(mibi, 16, 8, iterations, lambda p: history.append(p.losses["total"]), device="cuda",
+        training_steps.train_on_mibi(mibi, 16, 8, iterations, lambda p: history.append(p.losses["total"]), device="cuda",
                             cuda_graphs=graphs)
         totals[graphs] = np.array(history)
     return float(np.max(np.abs(totals[True] - totals[False]) / np.abs(totals[False])))
@@ -101,7 +101,7 @@ def profile_steps(mibi, width: int, batch: int, path) -> str:
         elif progress.iteration == 20:
             profiler.stop()
 
-    speed.train_on_mibi(mibi, width, batch, 25, hook, device="cuda")
+    training_steps.train_on_mibi(mibi, width, batch, 25, hook, device="cuda")
     table = profiler.key_averages().table(sort_by="self_cuda_time_total", row_limit=25)
     path.write_text(table)
     return table
@@ -141,12 +141,12 @@ def step_rows(mibi, peaks: Dict[str, float], name: str, configs, log=print) -> L
         training.compile_mode = lambda device: variant.compile_mode
         try:
             with torch.backends.cudnn.flags(enabled=True, benchmark=variant.autotune):
-                timing = speed.time_training_steps(width, batch, 30, warmup=10, device="cuda", mixed_precision=variant.bf16,
+                timing = training_steps.time_training_steps(width, batch, 30, warmup=10, device="cuda", mixed_precision=variant.bf16,
                                                    mibi=mibi, compile_network=variant.compiled,
                                                    cuda_graphs=variant.cuda_graphs)
         finally:
             training.readback_lag, training.compile_mode = lag, mode
-        flops = speed.step_flops(width, batch)
+        flops = training_steps.step_flops(width, batch)
         peak = peaks["bf16" if variant.bf16 else "fp32"]
         rows.append(dict(config=config, device=name, dtype=variant.describe(), timed_batch=batch, batch=batch,
                          s_per_step=timing["s_per_step"], measured_s_per_step=timing["s_per_step"],
@@ -197,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = argparse.ArgumentParser(description="CUDA benchmarks (skipped without CUDA)")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default=str(speed.RESULTS))
+    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "predict", "compile"],
                         help="sections to leave out")
     parser.add_argument("--profile", action="store_true", help="also write profile_paper_step.txt (torch.profiler)")
@@ -240,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # fp32 convolutions run on TF32 tensor cores (cuDNN's default), so their peak is TF32's.
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True
-    peaks = {"bf16": speed.measure_peak_flops("cuda", "bfloat16"), "fp32": speed.measure_peak_flops("cuda", "float32")}
+    peaks = {"bf16": training_steps.measure_peak_flops("cuda", "bfloat16"), "fp32": training_steps.measure_peak_flops("cuda", "float32")}
     torch.backends.cuda.matmul.allow_tf32 = tf32
     peak_note = (f"Peak: measured 8192² matmul throughput on this GPU (bf16 {peaks['bf16'] / 1e12:.0f}, fp32 with TF32 "
                  f"{peaks['fp32'] / 1e12:.0f} TFLOP/s; cuDNN runs fp32 convolutions on TF32 tensor cores by default).")
@@ -248,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 StepVariant(bf16=False))
     rows = step_rows(mibi, peaks, name, [(*config, v) for config in (PAPER, DEFAULT) for v in variants])
     results["steps"] = {"rows": rows, "peaks": peaks}
-    save("steps", speed.steps_table({"rows": rows}, peak_note=peak_note))
+    save("steps", training_steps.steps_table({"rows": rows}, peak_note=peak_note))
 
     if args.profile:
         try:
@@ -275,7 +275,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             note = f"torch.compile failed: {type(error).__name__}: {str(error)[:300]}"
         results["steps"]["rows"] = rows
         results["steps"]["compile_note"] = note
-        save("steps", speed.steps_table({"rows": rows}, peak_note=peak_note) + "\n\n" + note)
+        save("steps", training_steps.steps_table({"rows": rows}, peak_note=peak_note) + "\n\n" + note)
     print(f"\nwrote {args.out}/gpu.md ({time.perf_counter() - start:.0f} s)")
     return 0
 

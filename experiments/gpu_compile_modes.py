@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks import gpu, speed  # noqa: E402
+from benchmarks import gpu, training_steps  # noqa: E402
 from benchmarks.data import load_mibi  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def main() -> int:
         with out.open("a") as f:
             f.write(line + "\n")
 
-    peaks = {"bf16": speed.measure_peak_flops("cuda", "bfloat16"), "fp32": speed.measure_peak_flops("cuda", "float32")}
+    peaks = {"bf16": training_steps.measure_peak_flops("cuda", "bfloat16"), "fp32": training_steps.measure_peak_flops("cuda", "float32")}
     variants = [(*gpu.PAPER, gpu.StepVariant(compiled=True, compile_mode=mode)) for mode in args.modes]
     gpu.step_rows(load_mibi(), peaks, torch.cuda.get_device_name(0), variants, log=write)
     return 0
