@@ -74,8 +74,8 @@ Measurements made by this module
 -  *ImPartial_Threshold_<objects>*: the probability threshold used for the nuclei (and cells).
 -  *ImPartial_ModelFingerprint*: the training-data fingerprint of the model applied.
 -  *ImPartial_UsableInput*: 1 when the image set was segmented; 0 when a channel had nothing to
-   segment (constant or nearly so, mostly at its maximum, mostly NaN, or an image under 16x16
-   pixels), in which case no objects are made, a warning is logged, and
+   segment (constant or nearly so, mostly at its maximum, mostly NaN, fewer than 8 grey levels,
+   or an image under 16x16 pixels), in which case no objects are made, a warning is logged, and
    *ImPartial_InputProblem* says why. Use it with **FlagImage** to set such image sets aside.
    An image set like this that has scribbles stops training with an error naming its files; one
    without scribbles is left out of training.

@@ -1,9 +1,10 @@
 """Images no model can learn from or be applied to: too small, or a channel with no usable signal.
 
 A reader can turn a file into an image that looks valid and is not: CellProfiler 5's TIFF reader
-makes a float image holding a few NaN pixels into one value almost everywhere, a failed
-acquisition is all zeros, an overexposed field is mostly at the maximum. Normalisation maps such a
-channel to (nearly) zeros, so training learns nothing real from it and prediction invents or
+makes a float image holding a few NaN pixels into one value almost everywhere, and one holding
+values above 1 into whole numbers (two or three grey levels); a failed acquisition is all zeros,
+an overexposed field is mostly at the maximum. Normalisation maps such a channel to (nearly)
+zeros or a few levels, so training learns nothing real from it and prediction invents or
 loses every object. :func:`unusable_channels` says so as data (``problems.Problem``), before any
 work: the front ends refuse the image for training (naming its file) and, at prediction, flag it
 and make no objects.
@@ -32,6 +33,15 @@ MAX_SATURATED_FRACTION = 0.5
 #: a channel whose pixels above its minimum are fewer than this is (nearly) constant: not one
 #: object of the default minimum size could be found in it
 MIN_SIGNAL_PIXELS = 16
+#: a channel with fewer distinct values than this is a mask, or lost its values in reading (a
+#: microscope's noise alone gives an image dozens of grey levels)
+MIN_LEVELS = 8
+# what a reader is known to do to a float file, and what to do about it
+_LOST_IN_READING = ("values lost when the file was read: CellProfiler 5 reads a float TIFF holding NaN pixels, or "
+                    "values above 1, as a few whole numbers; save such images as 16-bit integers, or scaled to 0-1 "
+                    "without NaN")
+# distinct values are counted a block of this many pixels at a time, stopping at MIN_LEVELS
+_LEVELS_BLOCK = 1 << 20
 
 
 def unusable_channels(image: np.ndarray, channel_names: Optional[Sequence[str]] = None) -> List[Problem]:
@@ -49,7 +59,8 @@ def unusable_channels(image: np.ndarray, channel_names: Optional[Sequence[str]] 
     list of Problem
         ``field`` is ``"image"`` for a too-small image (kind ``too_small``), else ``"channels"``
         with the channel's index, from 0, as ``value`` and kind ``non_finite``, ``constant``,
-        ``nearly_constant`` or ``saturated``. The message names the channel and the numbers.
+        ``nearly_constant``, ``few_levels`` or ``saturated``. The message names the channel and
+        the numbers.
     """
     image = np.asarray(image)
     if image.ndim != 3:
@@ -82,9 +93,30 @@ def _channel_problems(channel: np.ndarray, name: str, index: int) -> List[Proble
     at_max = values.size - int(np.count_nonzero(values < high))
     if at_max > MAX_SATURATED_FRACTION * values.size:
         return problem("saturated", f"{100 * at_max / values.size:.1f}% of its pixels are at its maximum "
-                                    f"{float(high):g} (overexposed, or a reader that could not read the file's "
-                                    f"values: CellProfiler 5 reads a float TIFF holding NaN pixels this way)")
+                                    f"{float(high):g} (overexposed, or {_LOST_IN_READING})")
+    levels = _few_levels(values)
+    if levels is not None:
+        shown = ", ".join(f"{float(v):g}" for v in levels)
+        return problem("few_levels", f"its pixels take only {len(levels)} distinct values ({shown}): a mask or label "
+                                     f"image, or {_LOST_IN_READING}")
     return []
+
+
+def _few_levels(values: np.ndarray) -> Optional[np.ndarray]:
+    """The distinct values of ``values`` if fewer than :data:`MIN_LEVELS`, else None.
+
+    A strided sample answers for almost every image; only a channel whose sample holds few values
+    (a sparse marker, a mask) is counted in full, block by block, stopping once there are enough.
+    """
+    flat = values.ravel()
+    if np.unique(flat[::max(1, flat.size // 65536)]).size >= MIN_LEVELS:
+        return None
+    seen = np.empty(0, flat.dtype)
+    for start in range(0, flat.size, _LEVELS_BLOCK):
+        seen = np.union1d(seen, flat[start:start + _LEVELS_BLOCK])
+        if seen.size >= MIN_LEVELS:
+            return None
+    return seen
 
 
 def check_usable(images: Sequence[np.ndarray], sources: Optional[Sequence[str]] = None,

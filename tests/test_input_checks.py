@@ -37,6 +37,14 @@ def test_degenerate_channels_are_named():
     assert kinds(saturated[None]) == ["saturated"]
     assert kinds(mostly_nan[None]) == ["non_finite"]
     assert kinds(np.full((1, 64, 64), np.nan)) == ["non_finite"]
+    mask = (good > 0.5).astype(np.float32)
+    assert kinds(mask[None]) == ["few_levels"]
+    # a float image with values above 1 as CellProfiler 5's reader gives it: whole numbers
+    read = np.floor(good * 1.7 + 0.05)
+    problem, = unusable_channels(read[None], ["DNA"])
+    assert problem.kind == "few_levels" and problem.message.startswith("DNA: its pixels take only 2 distinct values (0, 1)")
+    assert "16-bit integers" in problem.message
+    assert kinds(np.floor(good * 7)[None]) == ["few_levels"] and kinds(np.floor(good * 8)[None]) == []
     assert kinds(np.zeros((1, 1, 2))) == ["too_small"] and kinds(np.ones((1, MIN_SIDE - 1, 64))) == ["too_small"]
 
 
@@ -52,6 +60,9 @@ def test_real_and_sparse_images_pass():
     sparse[100:110, 100:110] = rng.integers(1, 500, (10, 10))
     assert kinds(image[None]) == [] and kinds(sparse[None]) == []
     assert kinds((np.nan_to_num(image[None]) * 255).astype(np.uint8)) == []
+    dim = np.zeros((2048, 2048), np.uint8)  # a sparse, dim 8-bit stain: 8 grey levels in the last row
+    dim[-1, 1:29] = np.arange(1, 8).repeat(4)  # past the strided sample: counted in blocks
+    assert kinds(dim[None]) == []
     files = [p for p in sorted(data_dir().glob("*/*.tif")) if re.fullmatch(r"(image|F)[0-9_]+\.tif", p.name)]
     assert len(files) >= 7
     for path in files:
