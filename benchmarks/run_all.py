@@ -4,7 +4,7 @@
     python -m benchmarks --quick    # smoke version (a few minutes): 1 seed, short trainings
     python -m benchmarks --seeds 5 --skip speed
 
-Writes benchmarks/results/{accuracy,speed}.{md,json}, time_to_accuracy.png and latest.md (the
+Writes benchmarks/results/{accuracy,speed,screen}.{md,json}, time_to_accuracy.png and latest.md (the
 tables with date, machine and command: what the README shows); with CUDA, gpu.{md,json} too.
 ``--quick`` writes to out/benchmarks-quick instead (unless ``--out`` says otherwise).
 """
@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from benchmarks import accuracy, gpu, speed
+from benchmarks import accuracy, gpu, screen, speed
 from benchmarks.data import results_folder
 
 
@@ -26,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Run the accuracy and speed benchmarks.")
     parser.add_argument("--quick", action="store_true", help="smoke version: 1 seed, short trainings, smaller images")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "gpu", "impartial"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "screen", "gpu", "impartial"],
                         help="leave out a benchmark ('impartial': accuracy baselines only)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
@@ -51,6 +51,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "speed" not in args.skip:
         speed.main(common + (["--quick"] if args.quick else []), reuse_tta=reuse, baseline_f1=baseline_f1)
         texts.append((Path(args.out) / "speed.md").read_text())
+    if "screen" not in args.skip:
+        screen.main(common + (["--quick"] if args.quick else []))
+        texts.append((Path(args.out) / "screen.md").read_text())
     if "gpu" not in args.skip and torch.cuda.is_available():
         gpu.main(common + (["--skip", "compile"] if args.quick else []))
         texts.append((Path(args.out) / "gpu.md").read_text())
