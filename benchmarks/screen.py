@@ -161,9 +161,9 @@ def screen(name: str, work: Path, images: Path, blanks: Sequence[int], n_sets: i
         wrong = [f for f in usable if usable[f] != (0 if f in blank_names else 1)]
         if wrong:
             problems.append(f"UsableInput wrong for {', '.join(wrong[:5])}")
-    empty = [f for f in counts if (counts[f] > 0) == (f in blank_names)]
-    if empty and name == "impartial":
-        problems.append(f"nuclei where none belong or none where some do: {', '.join(empty[:5])}")
+        wrong_counts = [f for f in counts if (counts[f] > 0) == (f in blank_names)]
+        if wrong_counts:
+            problems.append(f"nuclei in a blank set or none in a field: {', '.join(wrong_counts[:5])}")
     for problem in problems:
         log(f"  {name}: PROBLEM: {problem}")
     if problems:
