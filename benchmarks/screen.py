@@ -25,6 +25,7 @@ nothing carried from one image set to the next changes the objects.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Deque, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def write_image_sets(folder: Path, images: Sequence[np.ndarray], n_sets: int, se
 
 def tree_rss(process) -> int:
     """Resident bytes of ``process`` (a psutil.Process) and its children; 0 once it has ended."""
-    import psutil
+    import psutil  # a CellProfiler dependency, as is this benchmark
 
     try:
         members = [process] + process.children(recursive=True)
@@ -94,9 +95,9 @@ def run_cellprofiler(pipeline: Path, images: Path, out: Path, segmenter: str, lo
     child = subprocess.Popen(command, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watched = psutil.Process(child.pid)
     sets: Dict[int, Dict] = {}
-    tail: List[str] = []
+    tail: Deque[str] = collections.deque(maxlen=60)
     for line in child.stdout:
-        tail = (tail + [line])[-60:]
+        tail.append(line)
         for image, module, _, _, wall in _LOG_LINE.findall(line):
             entry = sets.setdefault(int(image), {"wall_s": 0.0})
             entry["wall_s"] += float(wall)
