@@ -220,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         mismatched = [a for a in agree if a["module"] != a["predict"]]
         log(f"  counted again by impartial predict: {len(agree) - len(mismatched)} of {len(agree)} image sets alike")
         results = dict(command=command, n_sets=n_sets, image_shape=list(mibi.images[0].shape), blanks=blanks,
-                       runs=runs, counted_again=agree, mismatched=len(mismatched),
+                       runs=runs, counted_again=agree, mismatched=mismatched,
                        elapsed_s=time.perf_counter() - start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -240,16 +240,15 @@ def screen_table(data: Dict) -> str:
     lines = []
     for run in data["runs"]:
         name = SEGMENTERS[run["pipeline"]][1]
-        b = run["blocks"]
-        growth = b[-1]["rss_mb"] - b[0]["rss_mb"] if b else float("nan")
+        first, last = run["blocks"][0], run["blocks"][-1]
         lines.append(f"- {name}: {run['n_sets']} image sets in {run['wall_s']:.0f} s (start-up included); memory "
-                     f"{b[0]['rss_mb']:.0f} MB after set {b[0]['last']}, {b[-1]['rss_mb']:.0f} MB after set "
-                     f"{b[-1]['last']} ({growth:+.0f} MB); blank sets' nuclei {run['blank_counts']}; "
+                     f"{first['rss_mb']:.0f} MB after set {first['last']}, {last['rss_mb']:.0f} MB after set "
+                     f"{last['last']} ({last['rss_mb'] - first['rss_mb']:+.0f} MB); blank sets' nuclei {run['blank_counts']}; "
                      + ("checks: all passed" if not run["problems"] else "PROBLEMS: " + "; ".join(run["problems"])))
+    alike = len(data["counted_again"]) - len(data["mismatched"])
     lines.append(f"- The module's nuclei counted again by `impartial predict` in a process of its own, on "
-                 f"{len(data['counted_again'])} image sets from first to last: {len(data['counted_again']) - data['mismatched']} alike"
-                 + ("" if not data["mismatched"] else ", differing: " + ", ".join(
-                     f"{a['file']} {a['module']} against {a['predict']}" for a in data["counted_again"] if a["module"] != a["predict"])))
+                 f"{len(data['counted_again'])} image sets from first to last: {alike} alike"
+                 + "".join(f", {a['file']} {a['module']} against {a['predict']}" for a in data["mismatched"]))
     shape = "x".join(str(s) for s in data["image_shape"])
     return (f"Image sets of one {shape} 16-bit channel (the MIBI images turned, mirrored, rescaled; blank sets at "
             f"{', '.join(str(b) for b in data['blanks'])}); one `cellprofiler -c -r` process per pipeline, "
