@@ -37,8 +37,8 @@ from typing import Deque, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.data import ROOT, load_mibi, markdown_table, results_folder, write_results
-from benchmarks.speed import _LOG_LINE
+from benchmarks.data import load_mibi, markdown_table, results_folder, write_results
+from benchmarks.speed import _LOG_LINE, headless_command, saved_model_and_pipelines
 
 SEGMENTERS = {"impartial": ("ImPartial", "ImPartial (saved model)"),
               "identifyprimaryobjects": ("IdentifyPrimaryObjects", "IdentifyPrimaryObjects")}
@@ -88,11 +88,8 @@ def run_cellprofiler(pipeline: Path, images: Path, out: Path, segmenter: str, lo
     process tree's resident memory when the segmenter's time was logged."""
     import psutil
 
-    cellprofiler = shutil.which("cellprofiler", path=str(Path(sys.executable).parent)) or "cellprofiler"
-    command = [cellprofiler, "-c", "-r", "-p", str(pipeline), "-i", str(images), "-o", str(out),
-               "-e", "imageio_reader", "--plugins-directory", str(ROOT / "plugins"), "-L", "20"]
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(headless_command(pipeline, images, out), cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watched = psutil.Process(child.pid)
     sets: Dict[int, Dict] = {}
     tail: Deque[str] = collections.deque(maxlen=60)
@@ -177,8 +174,7 @@ def screen(name: str, work: Path, images: Path, blanks: Sequence[int], n_sets: i
 
 
 def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
-    from impartial_core.config import TrainingConfig, tasks_for
-    from impartial_core.model import ImPartialModel
+    from impartial_core.config import TrainingConfig
 
     from benchmarks.accuracy import header_lines
 
@@ -200,16 +196,11 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         mibi = load_mibi(args.data)
         # A fixed number of iterations: the same model on any machine of a kind (its accuracy is
         # the accuracy benchmark's business; here it must only find nuclei).
-        model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
-                                     config=TrainingConfig(max_iterations=100 if args.quick else 300, time_budget_s=float("inf")))
-        model_path = work / "model" / "impartial_model.safetensors"
-        model_path.parent.mkdir()
-        model.save(model_path)
+        model_path = saved_model_and_pipelines(
+            work, mibi, TrainingConfig(max_iterations=100 if args.quick else 300, time_budget_s=float("inf")))
         images = work / "images"
         images.mkdir()
         blanks = write_image_sets(images, mibi.images, n_sets)
-        subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_build-pipelines", str(work), str(model_path)],
-                       cwd=ROOT, check=True, capture_output=True, text=True)
         runs = [screen(name, work, images, blanks, n_sets, log)
                 for name in (("impartial", "identifyprimaryobjects") if control else ("impartial",))]
         sample = sorted({1, n_sets, *blanks, *(int(k) for k in np.linspace(1, n_sets, 11))})

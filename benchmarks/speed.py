@@ -341,6 +341,30 @@ def _build_pipelines_worker(folder: str, model_path: str) -> None:
         write_pipeline(pipeline_with(segmenter), Path(folder) / f"{name}.cppipe")
 
 
+def saved_model_and_pipelines(work: Path, mibi, config) -> Path:
+    """Train a nuclei model on MIBI n100 with ``config``, save it as
+    ``work/model/impartial_model.safetensors`` and write ``impartial.cppipe`` and
+    ``identifyprimaryobjects.cppipe`` (applying it, and CellProfiler's module) into ``work``."""
+    from impartial_core.config import tasks_for
+    from impartial_core.model import ImPartialModel
+
+    model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1), config=config)
+    model_path = work / "model" / "impartial_model.safetensors"
+    model_path.parent.mkdir()
+    model.save(model_path)
+    subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_build-pipelines", str(work), str(model_path)],
+                   cwd=ROOT, check=True, capture_output=True, text=True)
+    return model_path
+
+
+def headless_command(pipeline: Path, images: Path, out: Path) -> List[str]:
+    """``cellprofiler -c -r`` on ``pipeline`` as the benchmarks run it: CellProfiler 5's TIFF reader,
+    the project's plugins, each module's time logged (``-L 20``, read with ``_LOG_LINE``)."""
+    cellprofiler = shutil.which("cellprofiler", path=str(Path(sys.executable).parent)) or "cellprofiler"
+    return [cellprofiler, "-c", "-r", "-p", str(pipeline), "-i", str(images), "-o", str(out),
+            "-e", "imageio_reader", "--plugins-directory", str(ROOT / "plugins"), "-L", "20"]
+
+
 _LOG_LINE = re.compile(r"Image # (\d+), module (\S+) # (\d+): CPU_time = ([\d.]+) secs, Wall_time = ([\d.]+) secs")
 
 
@@ -348,32 +372,23 @@ def run_pipeline(args, log=print) -> Dict:
     """Headless ``cellprofiler -c -r`` on the same image sets with each pipeline, in the same run."""
     import tifffile
 
-    from impartial_core.config import TrainingConfig, tasks_for
-    from impartial_core.model import ImPartialModel
+    from impartial_core.config import TrainingConfig
 
     work = Path(tempfile.mkdtemp(prefix="impartial_bench_"))
     try:
         mibi = load_mibi(args.data)
         budget = 10.0 if args.quick else 30.0
-        model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
-                                     config=TrainingConfig(time_budget_s=budget))
-        model_path = work / "model" / "impartial_model.safetensors"
-        model_path.parent.mkdir()
-        model.save(model_path)
+        saved_model_and_pipelines(work, mibi, TrainingConfig(time_budget_s=budget))
         images = work / "images"
         images.mkdir()
         size, n_sets = (min(args.pipeline_size, 1024) if args.quick else args.pipeline_size), (2 if args.quick else 4)
         for i, im in enumerate(mibi.images[:n_sets]):
             reps = size // im.shape[0] + 1
             tifffile.imwrite(images / f"mibi{i}.tif", np.tile(im, (reps, reps))[:size, :size].astype(np.float32))
-        subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_build-pipelines", str(work), str(model_path)],
-                       cwd=ROOT, check=True, capture_output=True, text=True)
-        cellprofiler = shutil.which("cellprofiler", path=str(Path(sys.executable).parent)) or "cellprofiler"
         rows = []
         for name in ("identifyprimaryobjects", "impartial"):
             out = work / f"out_{name}"
-            command = [cellprofiler, "-c", "-r", "-p", str(work / f"{name}.cppipe"), "-i", str(images), "-o", str(out),
-                       "-e", "imageio_reader", "--plugins-directory", str(ROOT / "plugins"), "-L", "20"]
+            command = headless_command(work / f"{name}.cppipe", images, out)
             start = time.perf_counter()
             result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=3600)
             wall = time.perf_counter() - start
