@@ -185,6 +185,7 @@ def nuclear_stain_for(model, args: argparse.Namespace) -> Optional[int]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .input_checks import unusable_channels
+    from .memory import release_free_memory
     from .model import ImPartialModel
     from .object_sets import MAP_KINDS, instance_config, object_sets
     from .problems import InputError
@@ -221,6 +222,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         maps = model.predict(image, flips=args.flips, device=args.device, mixed_precision=not args.float32)
         objects = model.segment(maps, config, image=image, nuclear_channel=stain)
+        release_free_memory()  # the step's freed arrays: a long list of images does not grow
         counts = []
         for name in object_names:
             labels = getattr(objects, name)

@@ -500,6 +500,8 @@ class ImPartial(Module):
     # ------------------------------------------------------------------ run
     def run(self, workspace):
         _import_library()
+        from impartial_core import memory
+
         where = image_sets.describe(workspace.measurements, self.channel_names(), workspace.measurements.image_set_number)
         stack, first = self.get_channels(workspace.image_set, where)
         unusable = self.unusable(stack, where)
@@ -512,6 +514,7 @@ class ImPartial(Module):
         model, scribbles = self._model, self.current_scribbles(workspace, stack.shape[1:])
         instance = self.get_configs(stack.shape[0])[2]
         maps, objects = shown or self.segment(None if unusable else model, stack, scribbles, instance)
+        memory.release_free_memory()  # the step's freed arrays: a long job does not grow (impartial_core.memory)
         measurements.add_input_check(workspace, unusable)
         labels_of = {}
         for object_set, name in self.object_names():
