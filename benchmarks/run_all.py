@@ -4,7 +4,7 @@
     python -m benchmarks --quick    # smoke version (a few minutes): 1 seed, short trainings
     python -m benchmarks --seeds 5 --skip speed
 
-Writes benchmarks/results/{accuracy,speed,screen}.{md,json}, time_to_accuracy.png and latest.md (the
+Writes benchmarks/results/{accuracy,speed,screen,screen_cells}.{md,json}, time_to_accuracy.png and latest.md (the
 tables with date, machine and command: what the README shows); with CUDA, gpu.{md,json} too.
 ``--quick`` writes to out/benchmarks-quick instead (unless ``--out`` says otherwise).
 """
@@ -52,8 +52,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         speed.main(common + (["--quick"] if args.quick else []), reuse_tta=reuse, baseline_f1=baseline_f1)
         texts.append((Path(args.out) / "speed.md").read_text())
     if "screen" not in args.skip:
-        screen.main(common + (["--quick"] if args.quick else []))
-        texts.append((Path(args.out) / "screen.md").read_text())
+        for task in screen.TASKS:
+            screen.main(common + ["--task", task] + (["--quick"] if args.quick else []))
+            texts.append((Path(args.out) / f"{screen.results_stem(task)}.md").read_text())
     if "gpu" not in args.skip and torch.cuda.is_available():
         gpu.main(common + (["--skip", "compile"] if args.quick else []))
         texts.append((Path(args.out) / "gpu.md").read_text())
