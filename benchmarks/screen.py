@@ -45,7 +45,7 @@ from typing import Deque, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.data import ROOT, load_mibi, load_vectra, markdown_table, results_folder, write_results
-from benchmarks.speed import _LOG_LINE, headless_command, saved_model_and_pipelines
+from benchmarks.speed import _LOG_LINE, headless_command, saved_model, saved_model_and_pipelines
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,8 @@ def prepared(task: Task, work: Path, data: Optional[str], config) -> Tuple[Path,
         return (saved_model_and_pipelines(work, mibi, config), [image[None] for image in mibi.images],
                 [f"MIBI image {i}" for i in mibi.ids])
     vectra = load_vectra(data)
-    model = ImPartialModel.train([v.image for v in vectra], [v.scribbles for v in vectra], tasks_for("cells", 2),
-                                 config=config)
-    model_path = work / "model" / "impartial_model.safetensors"
-    model_path.parent.mkdir()
-    model.save(model_path)
+    model_path = saved_model(work, ImPartialModel.train([v.image for v in vectra], [v.scribbles for v in vectra],
+                                                        tasks_for("cells", 2), config=config))
     subprocess.run([sys.executable, "-m", "benchmarks.screen", "--_build-cells-pipelines", str(work), str(model_path)],
                    cwd=ROOT, check=True, capture_output=True, text=True)
     return (model_path, [v.image / v.image.max(axis=(1, 2), keepdims=True) for v in vectra],

@@ -341,6 +341,14 @@ def _build_pipelines_worker(folder: str, model_path: str) -> None:
         write_pipeline(pipeline_with(segmenter), Path(folder) / f"{name}.cppipe")
 
 
+def saved_model(work: Path, model) -> Path:
+    """Save ``model`` as ``work/model/impartial_model.safetensors``, the path returned."""
+    model_path = work / "model" / "impartial_model.safetensors"
+    model_path.parent.mkdir()
+    model.save(model_path)
+    return model_path
+
+
 def saved_model_and_pipelines(work: Path, mibi, config) -> Path:
     """Train a nuclei model on MIBI n100 with ``config``, save it as
     ``work/model/impartial_model.safetensors`` and write ``impartial.cppipe`` and
@@ -348,10 +356,8 @@ def saved_model_and_pipelines(work: Path, mibi, config) -> Path:
     from impartial_core.config import tasks_for
     from impartial_core.model import ImPartialModel
 
-    model = ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1), config=config)
-    model_path = work / "model" / "impartial_model.safetensors"
-    model_path.parent.mkdir()
-    model.save(model_path)
+    model_path = saved_model(work, ImPartialModel.train(mibi.images, mibi.scribbles["n100"], tasks_for("nuclei", 1),
+                                                        config=config))
     subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_build-pipelines", str(work), str(model_path)],
                    cwd=ROOT, check=True, capture_output=True, text=True)
     return model_path
