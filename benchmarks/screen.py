@@ -75,9 +75,10 @@ TASKS = {
 }
 
 
-def results_stem(task: str) -> str:
-    """The results files' name: ``screen`` (nuclei, the first screen), ``screen_cells``."""
-    return "screen" if task == "nuclei" else f"screen_{task}"
+def results_stem(task: str, size: Optional[int] = None) -> str:
+    """The results files' name: ``screen`` (nuclei, the first screen), ``screen_cells``;
+    ``screen_cells_2048`` for fields tiled to 2048 x 2048."""
+    return ("screen" if task == "nuclei" else f"screen_{task}") + (f"_{size}" if size else "")
 
 
 def set_file(folder: Path, number: int, channel: str) -> Path:
@@ -336,6 +337,8 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
     parser.add_argument("--quick", action="store_true", help="30 image sets, ImPartial only")
     parser.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
                         help="also run CellProfiler's own modules over the same sets (default: yes unless --quick)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="tile the fields to SIZE x SIZE pixels (default: as they are, 400 x 400)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
     parser.add_argument("--_build-cells-pipelines", nargs=2, help=argparse.SUPPRESS)
@@ -355,6 +358,9 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         # the accuracy benchmark's business; here it must only find the objects).
         model_path, stacks, names = prepared(task, work, args.data, TrainingConfig(
             max_iterations=100 if args.quick else 300, time_budget_s=float("inf")))
+        if args.size:
+            stacks = [np.tile(s, (1, -(-args.size // s.shape[1]), -(-args.size // s.shape[2])))[:, :args.size, :args.size]
+                      for s in stacks]
         images = work / "images"
         images.mkdir()
         blanks, sources = write_image_sets(images, stacks, task.channels, n_sets)
@@ -374,7 +380,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
     title = "## A screen in one headless run" + ("" if task.name == "nuclei" else f": {task.name}")
     text = "\n\n".join([title, header_lines(command), screen_table(results)])
     log("\n" + text)
-    write_results(args.out, results_stem(task.name), text, results)
+    write_results(args.out, results_stem(task.name, args.size), text, results)
     return results
 
 
