@@ -7,7 +7,6 @@ numbers of each object set are consecutive from 1.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -21,6 +20,7 @@ from .blob_splitting import EIGHT, split_at_valleys, split_touching
 from .config import InstanceConfig
 from .normalization import as_channels_first
 from .nuclear_stain import nuclear_contrast, nuclear_radius
+from .propagation import propagate
 
 
 # Cells from a nuclear stain (cells-only models): smoothing of the stain before its threshold, in
@@ -241,36 +241,6 @@ def nuclei_from_channel(channel: np.ndarray, config: InstanceConfig = InstanceCo
         return np.zeros(contrast.shape, dtype=np.int32)
     # The contrast is not a probability: its objects are split by their shape alone.
     return _clean_up(_objects_in(contrast > threshold_otsu(contrast), config), config, config.min_size)
-
-
-def _propagate_module():
-    """CellProfiler's propagation (``propagate`` of centrosome, named centriole in CellProfiler 5), or None."""
-    for name in ("centrosome.propagate", "centriole.propagate"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    return None
-
-
-def propagate(seeds: np.ndarray, mask: np.ndarray, image: np.ndarray, regularization: float = 0.05) -> np.ndarray:
-    """Grow labelled ``seeds`` over ``mask`` along ``image``, as IdentifySecondaryObjects "Propagation".
-
-    A pixel goes to the seed nearest to it, where a step between neighbours costs the intensity
-    difference of ``image`` plus ``regularization`` times its length: boundaries between touching
-    cells settle where the image changes, and pixels of the mask no seed reaches stay 0. Uses
-    CellProfiler's own implementation (the centrosome package) when installed; without it, a
-    watershed of ``image``'s gradient from the same seeds, which draws similar boundaries.
-    """
-    seeds = np.asarray(seeds, dtype=np.int32)
-    mask = np.asarray(mask, dtype=bool) | (seeds > 0)
-    image = np.asarray(image, dtype=np.float64)
-    module = _propagate_module()
-    if module is not None:
-        labels, _ = module.propagate(image, seeds, mask, float(regularization))
-        return np.asarray(labels, dtype=np.int32)
-    gradient = ndi.gaussian_gradient_magnitude(image, 1.0)
-    return watershed(gradient, seeds, mask=mask).astype(np.int32)
 
 
 def cells_from_probability(cell_probability: np.ndarray, threshold: float, config: InstanceConfig = InstanceConfig()) -> np.ndarray:

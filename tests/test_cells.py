@@ -1,6 +1,7 @@
 """Whole cells, nuclei and cytoplasm from a cells-only model: tiny synthetic images with known cells."""
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from impartial_core.config import InstanceConfig
 from impartial_core.instances import cells_from_probability, cells_from_seeds, propagate, segment, split_at_valleys
@@ -28,11 +29,11 @@ def test_propagation_puts_the_border_where_the_image_changes(cellprofiler_instal
     """Seeds off-centre: cell 2's just right of the shared border, so halfway between the seeds
     is column 26, deep inside cell 1; the bright border line still draws the boundary at 34-36,
     with CellProfiler's propagation and with the watershed used where it is not installed."""
-    from impartial_core import instances
+    from impartial_core import propagation
 
     if not cellprofiler_installed:
-        monkeypatch.setattr(instances, "_propagate_module", lambda: None)
-    elif instances._propagate_module() is None:
+        monkeypatch.setattr(propagation, "_propagate_module", lambda: None)
+    elif propagation._propagate_module() is None:
         pytest.skip("neither centrosome nor centriole is installed")
     truth, _, image, probability = _two_touching_cells()
     seeds = np.zeros(truth.shape, np.int32)
@@ -42,6 +43,32 @@ def test_propagation_puts_the_border_where_the_image_changes(cellprofiler_instal
     assert set(np.unique(cells)) == {0, 1, 2}
     assert np.array_equal(cells > 0, truth > 0)
     assert match_at_iou(cells, truth, 0.9)["tp"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_propagation_part_by_part_labels_as_one_call_on_the_whole_image(seed):
+    """Many touching seeds in a mask of several parts, some on the image's edge, one without a
+    seed, over a smooth noisy image: the same labels as CellProfiler's propagate called once on
+    the whole image."""
+    from impartial_core import propagation
+
+    module = propagation._propagate_module()
+    if module is None:
+        pytest.skip("neither centrosome nor centriole is installed")
+    rng = np.random.default_rng(seed)
+    shape = (90, 110)
+    mask = ndi.binary_opening(ndi.gaussian_filter(rng.random(shape), 3) > 0.5, iterations=1)
+    mask[57:73, 0:11] = False
+    mask[60:70, 0:8] = True
+    seeds = np.zeros(shape, np.int32)
+    for number, (r, c) in enumerate(rng.integers(0, shape, size=(40, 2)), start=1):
+        seeds[max(r - 2, 0):r + 2, max(c - 2, 0):c + 2] = number
+    seeds[57:73, 0:11] = 0                                    # a part no seed reaches
+    image = ndi.gaussian_filter(rng.random(shape), 1.5)
+    whole, _ = module.propagate(image, seeds, mask | (seeds > 0), 0.05)
+    by_part = propagation.propagate(seeds, mask, image, 0.05)
+    assert len(np.unique(by_part)) > 20 and (by_part[60:70, 0:8] == 0).all()
+    assert np.array_equal(by_part, whole)
 
 
 def test_cells_only_model_with_a_nuclear_stain_gives_nuclei_cells_and_cytoplasm():
