@@ -158,6 +158,41 @@ def _best_of(repeats: int, work) -> Tuple[List[float], int]:
     return times, count
 
 
+def _cells_worker(inputs: str, size: int) -> None:
+    """Nuclei, cells and cytoplasm of the saved 2048² cells inputs tiled to ``size``, in a process of
+    its own so that its peak resident memory is the step's; prints one JSON line."""
+    from impartial_core.instances import segment
+
+    from benchmarks.accuracy import VECTRA_NUCLEAR_CHANNEL
+
+    saved = np.load(inputs)
+    image = np.stack([tiled(channel, size) for channel in saved["image"]])
+    cells_map = {"cells": tiled(saved["cells"], size)}
+    thresholds = {"cells": float(saved["threshold"])}
+    del saved
+    baseline = peak_rss_kb()
+    start = time.perf_counter()
+    cells = segment(cells_map, thresholds, image=image, nuclear_channel=VECTRA_NUCLEAR_CHANNEL).cells.max()
+    print(json.dumps({"size": size, "seconds": time.perf_counter() - start, "cells": int(cells),
+                      "baseline_rss_kb": baseline, "peak_rss_kb": peak_rss_kb()}))
+
+
+def _large_cells(image: np.ndarray, cells_map: Dict, threshold: float, size: int, log=print) -> Dict:
+    """:func:`_cells_worker` on these inputs, in a subprocess."""
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = str(Path(folder) / "cells_inputs.npz")
+        np.savez(inputs, image=image, cells=cells_map["cells"], threshold=threshold)
+        result = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--_cells-worker", inputs, str(size)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        log(f"  cells of a {size}² two-channel image failed:\n{result.stderr[-2000:]}")
+        return {"size": size, "error": result.stderr[-500:]}
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    log(f"  cells of a {size}² two-channel image: {data['seconds']:.1f} s, {data['cells']} cells, "
+        f"peak RSS {data['peak_rss_kb'] / 1024 ** 2:.2f} GB")
+    return data
+
+
 def run_instances(args, log=print) -> Dict:
     """Seconds of the instance step (``impartial_core.instances.segment``: threshold, split touching
     nuclei, fill holes, drop small objects) on 2048² nuclei probability maps: the four MIBI maps of
@@ -199,7 +234,8 @@ def run_instances(args, log=print) -> Dict:
     cells_times, cells_count = _best_of(repeats, lambda: segment(
         cells_map, cells_model.thresholds, image=image, nuclear_channel=VECTRA_NUCLEAR_CHANNEL).cells.max())
     log(f"  cells of a {size}² two-channel image: {min(cells_times):.2f} s, {cells_count} cells")
-    return {"size": size, "maps": maps, "stain_seconds": min(stain_times), "stain_times": stain_times,
+    large = [] if args.quick else [_large_cells(image, cells_map, cells_model.thresholds["cells"], 8192, log)]
+    return {"size": size, "maps": maps, "large_cells": large, "stain_seconds": min(stain_times), "stain_times": stain_times,
             "stain_nuclei": stain_count, "cells_training_budget_s": cells_budget, "cells_threshold": cells_model.thresholds["cells"],
             "cells_seconds": min(cells_times), "cells_times": cells_times, "cells": cells_count}
 
@@ -219,6 +255,11 @@ def instances_table(data: Dict) -> str:
         rows.append([f"cells: nuclear stain + cell probability map, {data['size']}², {data['cells_training_budget_s']:.0f}-s "
                      "cells model", "–", "nuclei at necks, cells by propagation", f"{data['cells_threshold']:.2f}",
                      seconds(data["cells_seconds"], data["cells_times"]), f"{data['cells']} cells"])
+    for large in data.get("large_cells", []):
+        rows.append([f"the same, tiled to {large['size']}² (a process of its own)", "–", "as above", "",
+                     "failed" if "error" in large else f"{large['seconds']:.1f}",
+                     "" if "error" in large else f"{large['cells']} cells; peak resident memory "
+                     f"{large['peak_rss_kb'] / 1024 ** 2:.2f} GB, {large['baseline_rss_kb'] / 1024 ** 2:.2f} GB before the step"])
     return ("### Instance step\n\n"
             + markdown_table(["input", "smoothness", "split", "threshold", "seconds", "nuclei"], rows)
             + "\n\n`impartial_core.instances.segment` (nuclei task: threshold, split touching nuclei, fill holes, drop "
@@ -457,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="default benchmarks/results; with --quick out/benchmarks-quick")
     parser.add_argument("--_predict-worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--_build-pipelines", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_cells-worker", nargs=2, help=argparse.SUPPRESS)
     return parser
 
 
@@ -474,6 +516,9 @@ def main(argv: Optional[Sequence[str]] = None, log=print, reuse_tta: Optional[Di
         return {}
     if args._build_pipelines:
         _build_pipelines_worker(*args._build_pipelines)
+        return {}
+    if args._cells_worker:
+        _cells_worker(args._cells_worker[0], int(args._cells_worker[1]))
         return {}
     args.sizes = args.sizes or ([512, 2048] if args.quick else [512, 2048, 8192])
     args.tta_budgets = args.tta_budgets or ([10.0, 20.0] if args.quick else [30.0, 60.0, 120.0, 180.0, 300.0])
