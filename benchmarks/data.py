@@ -104,7 +104,10 @@ def load_vectra(directory: Optional[str] = None) -> List[VectraImage]:
 
 
 def machine_description() -> str:
-    """CPU model, logical cores, torch threads, GPU if any: for the header of every results file."""
+    """CPU model and vector instructions, logical cores, torch threads, GPU if any: for the header of
+    every results file. Machines of one kind differ: two "AMD EPYC" CPUs, one with AVX-512 BF16
+    (the network in bfloat16) and one with AVX2 only (float32), gave 2.3 s and 4.4 s for the same
+    nuclear-stain step."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fd:
@@ -118,6 +121,11 @@ def machine_description() -> str:
     try:
         import torch
 
+        from impartial_core.devices import bfloat16_native
+
+        capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+        bfloat16 = "native bfloat16" if bfloat16_native(torch.device("cpu")) else "no native bfloat16"
+        parts[0] = f"{cpu} ({', '.join(filter(None, [capability, bfloat16]))})"
         parts.append(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         if torch.cuda.is_available():
             parts.append(torch.cuda.get_device_name(0))
