@@ -4,7 +4,8 @@ IdentifySecondaryObjects "Propagation" (Jones et al., 2005) gives each pixel of 
 nearest to it, where a step between neighbours costs the image's change plus a regularisation times
 its length. CellProfiler implements it in the centrosome package (``centriole`` in CellProfiler 5)
 as a Dijkstra search over the whole image; :func:`propagate` calls that implementation on each
-connected part of the mask separately, which gives the same labels in a fraction of the time.
+connected part of the mask separately, which gives the same labels (exact ties aside) in a
+fraction of the time and memory.
 """
 from __future__ import annotations
 
@@ -70,8 +71,11 @@ def _by_connected_part(module, seeds: np.ndarray, mask: np.ndarray, image: np.nd
     are those of one call on the whole image, but for a pixel exactly as near to two seeds (a
     plateau of the image): centrosome fills its queue in image order without heap-ordering it, so
     such ties go by where the seeds lie in the whole image, which a part does not see. Faster
-    because each part's queue is small: on a 2048² Vectra field (6,700 cells in 3,400 parts) 1.8 s
-    against 7.9 s, with identical labels; filling the queue with every seed pixel took 3 s of it.
+    because each part's queue is small, where one queue of a million entries misses the cache at
+    every step: on a 2048² Vectra field (6,700 cells in 3,400 parts) 2.4 s against 9.8 s with
+    identical labels, of which filling the one queue with every seed pixel took 3 s; 148 s and
+    2.85 GB for the whole cells step at 8192² against 343 s and 4.68 GB
+    (``benchmarks/results/speed.md``).
     """
     seeded = seeds > 0
     open_pixels = mask & ~seeded
