@@ -4,10 +4,10 @@
 
 The scribble loop's aim (F1@0.5 0.78 on a held-out image after the n100 scribbles plus one round
 of 20 boxes) asks more strokes on the training images to carry to an image without any. This
-measures how much they carry at most of the kind the paper draws: per seed and held-out image,
+measures how much strokes of the kind the paper draws carry: per seed and held-out image,
 one default model trained on the n100 scribbles of the other three images and one on their n200
-scribbles (the paper's second budget, every n100 stroke's nucleus among them and about as many
-more), both scored on the held-out image (F1@0.5, mDICE; the instance step's defaults). The
+scribbles (the paper's second budget: about twice the scribbled nuclei, drawn independently of
+n100's), both scored on the held-out image (F1@0.5, mDICE; the instance step's defaults). The
 scribbled nuclei are counted as the 8-connected pieces of the nucleus strokes.
 """
 import argparse
