@@ -45,7 +45,7 @@ from typing import Deque, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.data import ROOT, load_mibi, load_vectra, markdown_table, results_folder, write_results
-from benchmarks.speed import _LOG_LINE, headless_command, saved_model, saved_model_and_pipelines
+from benchmarks.speed import _LOG_LINE, headless_command, saved_model, saved_model_and_pipelines, tiled
 
 
 @dataclass(frozen=True)
@@ -359,8 +359,7 @@ def main(argv: Optional[Sequence[str]] = None, log=print) -> Dict:
         model_path, stacks, names = prepared(task, work, args.data, TrainingConfig(
             max_iterations=100 if args.quick else 300, time_budget_s=float("inf")))
         if args.size:
-            stacks = [np.tile(s, (1, -(-args.size // s.shape[1]), -(-args.size // s.shape[2])))[:, :args.size, :args.size]
-                      for s in stacks]
+            stacks = [np.stack([tiled(channel, args.size) for channel in stack]) for stack in stacks]
         images = work / "images"
         images.mkdir()
         blanks, sources = write_image_sets(images, stacks, task.channels, n_sets)
