@@ -208,7 +208,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     stems = output_stems(args.image, object_names + map_names, out_dir, args.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = instance_config(args.threshold, args.min_size, split_touching=not args.no_split,
-                             exclude_border=args.exclude_border)
+                             exclude_border=args.exclude_border, split_depth=args.split_depth)
     unusable = 0
     for path, stem in zip(args.image, stems):
         image = as_channels_first(read_image(path), source=str(path))
@@ -273,7 +273,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     out = Path(args.out)
     refuse_existing([out], args.overwrite)
     places = suggest_for_model(model, images, args.count, scribbles=scribbles, window=args.window,
-                               device=args.device, nuclear_channel=stain)
+                               device=args.device, nuclear_channel=stain,
+                               config=InstanceConfig(split_h=args.split_depth))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -414,6 +415,13 @@ def _add_float32(parser: argparse.ArgumentParser, what: str) -> None:
                              f"with AVX-512 BF16), which is otherwise used there: about twice as slow, {what}")
 
 
+def _add_split_depth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split-depth", type=POSITIVE_FLOAT, default=InstanceConfig.split_h, metavar="PIXELS",
+                   help="touching nuclei cut by their shape alone (those of a nuclear stain; those of a map that is "
+                        "not confident) are cut where the neck between them is this much thinner than both "
+                        "(default %(default)s; lower cuts more)")
+
+
 def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=POSITIVE_INT,
                         help="CPU threads (default: OMP_NUM_THREADS or SLURM_CPUS_PER_TASK when set, else the CPUs "
@@ -478,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size", type=NON_NEGATIVE_INT, default=InstanceConfig.min_size,
                    help="smallest object kept, in pixels (nuclei and cells)")
     p.add_argument("--no-split", action="store_true", help="do not split touching objects")
+    _add_split_depth(p)
     p.add_argument("--exclude-border", action="store_true", help="drop objects touching the image border")
     p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
                    help="cells-only models: the nuclear stain's channel (from 0); one nucleus found there seeds "
@@ -500,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nuclear-channel", type=NON_NEGATIVE_INT,
                    help="cells-only models: the nuclear stain's channel (from 0), as given to predict; split "
                         "places are then looked for among the cells it seeds, the cells predict writes")
+    _add_split_depth(p)
     p.add_argument("--out", required=True,
                    help="CSV file: image,row,col (the centre of each place),kind (uncertain: add foreground or "
                         "background strokes; split: a split stroke across a merged object),score,object")

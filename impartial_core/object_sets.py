@@ -62,8 +62,8 @@ def relationships(task_names: Sequence[str], nuclear_stain: bool = False) -> Tup
 
 
 def instance_config(threshold: Optional[float] = None, min_size: int = InstanceConfig.min_size,
-                    split_touching: bool = True, fill_holes: bool = True, exclude_border: bool = False
-                    ) -> InstanceConfig:
+                    split_touching: bool = True, fill_holes: bool = True, exclude_border: bool = False,
+                    split_depth: float = InstanceConfig.split_h) -> InstanceConfig:
     """How objects are made from a front end's object settings.
 
     Parameters
@@ -73,6 +73,9 @@ def instance_config(threshold: Optional[float] = None, min_size: int = InstanceC
     split_touching : split touching nuclei (or, with cells only, touching cells).
     fill_holes : fill holes inside each object.
     exclude_border : drop objects touching the image border (a cell with its nucleus and cytoplasm).
+    split_depth : where touching objects are cut by their shape alone (nuclei found in a nuclear
+        stain; nuclei on a map that is not confident), how much thinner than both objects, in
+        pixels, the neck between them must be (``InstanceConfig.split_h``).
     """
     return InstanceConfig(threshold=threshold, min_size=min_size, cell_min_size=min_size, fill_holes=fill_holes,
-                          split_touching=split_touching, exclude_border=exclude_border)
+                          split_touching=split_touching, split_h=split_depth, exclude_border=exclude_border)

@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .config import InstanceConfig
 from .scribbles import SPLIT as SPLIT_STROKE
 
 UNCERTAIN = "uncertain"
@@ -218,16 +219,17 @@ def suggest(uncertainty: Sequence[np.ndarray], objects: Sequence[Optional[np.nda
 
 def suggest_for_model(model, images: Sequence[np.ndarray], count: int,
                       scribbles: Optional[Sequence[Optional[np.ndarray]]] = None, window: int = 32,
-                      flips: bool = False, device: str = "auto", nuclear_channel: Optional[int] = None
-                      ) -> List[Suggestion]:
+                      flips: bool = False, device: str = "auto", nuclear_channel: Optional[int] = None,
+                      config: InstanceConfig = InstanceConfig()) -> List[Suggestion]:
     """Places to scribble next in ``images`` (channels first), for a trained model.
 
     The nuclei task's uncertainty and nuclei are used when the model has that task; otherwise the
     cell task's and its cells. Cells seeded by the nuclei of ``nuclear_channel`` (as
     ``model.segment`` makes them for the user) merge only where their nuclei did: an irregular
     cell's outline says nothing of a merge, so merged places are looked for among those nuclei
-    (numbered as their cells). The objects are made with the default instance settings, cut by the
-    split strokes already among ``scribbles``: an object a stroke has divided is not suggested again.
+    (numbered as their cells). The objects are made with ``config`` (the instance settings the user
+    predicts with), cut by the split strokes already among ``scribbles``: an object a stroke has
+    divided is not suggested again.
     """
     drawn = list(scribbles) if scribbles is not None else [None] * len(images)
     uncertainty, objects = [], []
@@ -237,7 +239,7 @@ def suggest_for_model(model, images: Sequence[np.ndarray], count: int,
         seeded = task == "cells" and nuclear_channel is not None
         uncertainty.append(maps[task].uncertainty)
         split = None if strokes is None else np.asarray(strokes) == SPLIT_STROKE
-        found = model.segment(maps, image=image, nuclear_channel=nuclear_channel if seeded else None,
+        found = model.segment(maps, config, image=image, nuclear_channel=nuclear_channel if seeded else None,
                               split_strokes=split)
         objects.append(found.nuclei if seeded else getattr(found, task))
     return suggest(uncertainty, objects, count, scribbles=scribbles, window=window)

@@ -78,7 +78,7 @@ class ImPartial(Module):
 
     module_name = "ImPartial"
     category = "Object Processing"
-    variable_revision_number = 3
+    variable_revision_number = 4
 
     _store = None  # the model store of the module's instances, made when first used (it imports torch)
 
@@ -146,6 +146,7 @@ class ImPartial(Module):
                                       doc=_doc("manual_threshold"))
         self.min_size = Integer("Minimum object size (pixels)", 20, minval=0, doc=_doc("min_size"))
         self.split_touching = Binary("Split touching objects?", True, doc=_doc("split_touching"))
+        self.split_depth = Float("Neck depth that splits touching nuclei (pixels)", 1.0, minval=0.01, doc=_doc("split_depth"))
         self.fill_holes = Binary("Fill holes in objects?", True, doc=_doc("fill_holes"))
         self.exclude_border = Binary("Discard objects touching the image border?", False, doc=_doc("exclude_border"))
 
@@ -183,7 +184,7 @@ class ImPartial(Module):
             self.save_probability, self.nuclei_probability_name, self.cells_probability_name,
             self.save_uncertainty, self.nuclei_uncertainty_name, self.cells_uncertainty_name,
             self.scribble_source, self.scribble_folder, self.open_editor, self.split_value, self.training_length,
-            self.cpu_threads,
+            self.cpu_threads, self.split_depth,
         ]
 
     def prepare_settings(self, setting_values):
@@ -219,7 +220,8 @@ class ImPartial(Module):
             if self.model_mode != MODE_SAVED:
                 result += [] if self.fixed_iterations() else [self.max_iterations]
                 result += [self.patch_size, self.batch_size, self.learning_rate, self.seed]
-            result += [self.use_gpu, self.cpu_threads, self.split_touching, self.fill_holes, self.exclude_border]
+            result += [self.use_gpu, self.cpu_threads, self.split_touching]
+            result += ([self.split_depth] if self.split_touching.value else []) + [self.fill_holes, self.exclude_border]
         result += [self.save_probability]
         result += self.per_task(self.nuclei_probability_name, self.cells_probability_name) if self.save_probability.value else []
         result += [self.save_uncertainty]
@@ -232,10 +234,12 @@ class ImPartial(Module):
     def upgrade_settings(self, setting_values, variable_revision_number, module_name):
         revisions.refuse_newer(variable_revision_number, self.variable_revision_number)
         if variable_revision_number == 1:
-            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 6)
+            revisions.check_count(setting_values, 1, len(self.settings()) - 1 - len(self.channels) - 7)
             setting_values, variable_revision_number = revisions.add_scribble_source(setting_values), 2
         if variable_revision_number == 2:
             setting_values, variable_revision_number = list(setting_values) + [LENGTH_BUDGET, "0"], 3
+        if variable_revision_number == 3:
+            setting_values, variable_revision_number = list(setting_values) + ["1.0"], 4
         revisions.check_count(setting_values, variable_revision_number, len(self.settings()) - 1 - len(self.channels))
         return setting_values, variable_revision_number
 
@@ -371,7 +375,8 @@ class ImPartial(Module):
             device=self.device())
         instance = instance_config(None if self.threshold_automatic.value else float(self.manual_threshold.value),
                                    self.min_size.value, split_touching=self.split_touching.value,
-                                   fill_holes=self.fill_holes.value, exclude_border=self.exclude_border.value)
+                                   fill_holes=self.fill_holes.value, exclude_border=self.exclude_border.value,
+                                   split_depth=float(self.split_depth.value))
         return network, training, instance
 
     def device(self):

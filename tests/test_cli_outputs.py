@@ -249,7 +249,8 @@ def test_unmapped_scribble_values_name_their_file(tmp_path, capsys, no_training)
     ("train", "--iterations", "0"), ("train", "--time-budget", "0"), ("train", "--time-budget", "nan"),
     ("train", "--width", "0"), ("train", "--width", "100000"), ("train", "--seed", "-1"),
     ("train", "--haze", "-0.5"), ("train", "--haze", "inf"),
-    ("predict", "--min-size", "-1"), ("predict", "--threshold", "1.5"), ("scribbles", "--budget", "0"),
+    ("predict", "--min-size", "-1"), ("predict", "--threshold", "1.5"), ("predict", "--split-depth", "0"),
+    ("scribbles", "--budget", "0"),
 ])
 def test_bad_numbers_are_refused_naming_the_option(capsys, command, option, value):
     required = {"train": ["--image", "a.tif", "--scribbles", "s.tif", "--model", "m.safetensors"],

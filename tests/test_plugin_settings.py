@@ -37,13 +37,16 @@ def test_settings_round_trip(tmp_path):
     assert len(copy.channels) == 2
     assert [s.value_text for s in copy.settings()] == [s.value_text for s in module.settings()]
     values = [s.unicode_value for s in module.settings()]  # what Pipeline.dump writes
-    assert module.upgrade_settings(values, 3, "ImPartial") == (values, 3)
+    assert module.upgrade_settings(values, 4, "ImPartial") == (values, 4)
+    # revision 3 had no split depth: it cut at necks 1 px deep, the default
+    assert module.upgrade_settings(values[:-1], 3, "ImPartial") == (values, 4)
+    assert values[-1] == "1.0"
     # revision 2 had no training length (it trained for a time budget, the default) nor thread count (automatic)
-    assert module.upgrade_settings(values[:-2], 2, "ImPartial") == (values, 3)
-    assert values[-2:] == ["A time budget", "0"]
+    assert module.upgrade_settings(values[:-3], 2, "ImPartial") == (values, 4)
+    assert values[-3:-1] == ["A time budget", "0"]
     # revision 1 had no scribble source, folder, editor or split value either: it reads scribble images as before
-    assert module.upgrade_settings(values[:-6], 1, "ImPartial") == (values, 3)
-    assert values[-6:-2] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
+    assert module.upgrade_settings(values[:-7], 1, "ImPartial") == (values, 4)
+    assert values[-7:-3] == ["An image from NamesAndTypes", "Default Output Folder sub-folder|scribbles", "Yes", "4"]
 
 
 def test_batch_path_remapped_and_aggregation(tmp_path):
@@ -59,7 +62,7 @@ def test_help_text():
     for heading in ("Supports 2D?", "What do I need as input?", "What do I get as output?",
                     "Measurements made by this module", "Technical notes", "References", "2021.01.20.427458"):
         assert heading in doc
-    assert module.category == "Object Processing" and module.variable_revision_number == 3
+    assert module.category == "Object Processing" and module.variable_revision_number == 4
 
 
 # ---------------------------------------------------------------------------- groups, cluster jobs, settings checks
@@ -100,6 +103,9 @@ def test_settings_apply_to_the_objects_made(tmp_path):
     assert module.split_touching in module.visible_settings()
     _, _, instance = module.get_configs(1)
     assert instance.cell_min_size == 55 and instance.split_touching is False
+    assert module.split_depth not in module.visible_settings()  # no split, no depth
+    cutting = make_module(tmp_path, segment_choice="Cells only", split_depth=0.5)
+    assert cutting.split_depth in cutting.visible_settings() and cutting.get_configs(1)[2].split_h == 0.5
     nuclei_only = make_module(tmp_path)
     assert nuclei_only.scribble_values().mapping() == {1: 1, 2: 2, 3: 3, 4: 4}
     nuclei_only.cytoplasm_value.value = 1  # hidden; must not take the background value over
@@ -109,8 +115,8 @@ def test_settings_apply_to_the_objects_made(tmp_path):
 def test_setting_texts_survive_a_saved_pipeline(tmp_path):
     """A .cppipe holds "text:value" lines split at the first colon: no setting's text may hold one, and
     non-default values of the newest settings come back from a saved pipeline."""
-    module = make_module(tmp_path, cpu_threads=3, training_length="A fixed number of iterations (the same model on "
-                                                                   "any machine)")
+    module = make_module(tmp_path, cpu_threads=3, split_depth=0.5,
+                         training_length="A fixed number of iterations (the same model on any machine)")
     assert [s.text for s in module.settings() if ":" in s.text] == []
     pipeline = Pipeline()
     module.set_module_num(1)
@@ -120,7 +126,7 @@ def test_setting_texts_survive_a_saved_pipeline(tmp_path):
     loaded = Pipeline()
     loaded.loadtxt(io.StringIO(text.getvalue()), raise_on_error=True)
     copy = loaded.modules()[0]
-    assert copy.cpu_threads.value == 3 and copy.fixed_iterations()
+    assert copy.cpu_threads.value == 3 and copy.fixed_iterations() and copy.split_depth.value == 0.5
 
 
 def test_training_length_setting(tmp_path):
@@ -153,9 +159,10 @@ def test_hidden_nuclear_channel_is_not_validated(tmp_path):
 def test_upgrade_refuses_newer_and_damaged_settings(tmp_path):
     module = make_module(tmp_path)
     values = [s.unicode_value for s in module.settings()]
-    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 4"):
-        module.upgrade_settings(values, 4, "ImPartial")
-    for damaged, revision in ((values[:10], 3), (values[:5] + ["extra"] + values[5:], 3), (values, 2), (values, 1)):
+    with pytest.raises(ValueError, match="newer ImPartial plugin.*revision 5"):
+        module.upgrade_settings(values, 5, "ImPartial")
+    for damaged, revision in ((values[:10], 4), (values[:5] + ["extra"] + values[5:], 4), (values, 3), (values, 2),
+                              (values, 1)):
         with pytest.raises(ValueError, match="setting values"):
             module.upgrade_settings(damaged, revision, "ImPartial")
 

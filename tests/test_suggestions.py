@@ -93,11 +93,10 @@ class _FixedMaps:
     def predict(self, image, flips=False, device="auto"):
         return self.maps
 
-    def segment(self, maps, image=None, nuclear_channel=None, split_strokes=None):
+    def segment(self, maps, *args, **kwargs):
         from impartial_core.model import ImPartialModel
 
-        return ImPartialModel.segment(self, maps, image=image, nuclear_channel=nuclear_channel,
-                                      split_strokes=split_strokes)
+        return ImPartialModel.segment(self, maps, *args, **kwargs)
 
     thresholds = {"cells": 0.5}
 
