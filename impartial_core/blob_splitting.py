@@ -47,7 +47,9 @@ def _deep_maxima(values: np.ndarray, blob: np.ndarray, maxima: np.ndarray, depth
     labelled in a window around its top, doubled until the hill lies inside it or rises above M:
     most hills are a nucleus wide, so this costs far less than a reconstruction, which sorts every
     pixel of the crop (2048² maps: 3.3 s for the default split against 5.7 s on a confident map,
-    1.6 s against 7.5 s on a smooth one with large blobs).
+    1.6 s against 7.5 s on a smooth one with large blobs). The highest top has no higher maximum,
+    so for the tops alone it needs no hill (the nuclear stains of two 2048² Vectra fields, about
+    13,000 nuclei: split in 6.0 s against 6.4 s, the same labels).
     Heights are compared as stored, without the relative tolerance of 2e-6 that ``h_maxima``
     allows float32 values, so maxima that differ by rounding alone are told apart (on the saved
     MIBI, MP6843 and Vectra maps and stains, the objects are the same).
@@ -58,9 +60,13 @@ def _deep_maxima(values: np.ndarray, blob: np.ndarray, maxima: np.ndarray, depth
     heights = np.zeros(n_tops + 1, dtype=values.dtype)
     heights[tops[maxima]] = values[maxima]
     boxes = ndi.find_objects(tops)
-    for index in np.argsort(-heights[1:], kind="stable") + 1:
+    for rank, index in enumerate(np.argsort(-heights[1:], kind="stable") + 1):
         box = boxes[index - 1]
         top = tops[box] == index
+        if rank == 0 and not whole_hill:
+            # The highest top has no higher maximum to pass to: deep enough without its hill.
+            markers[box] |= top
+            continue
         if markers[box][top].any():
             continue
         found = _hill(values, blob, box, top, heights[index], depth, whole_hill)
