@@ -237,7 +237,8 @@ def test_gui_settings_panel_builds(gui_run):
     assert "Detected WX error" not in gui_run["log"], H.tail(gui_run["log"], 60)
     labels = " | ".join(status["settings_labels"])
     for text in ("Select a channel image", "What do you want to segment?", "Model",
-                 "Select the scribble image", "Training time budget"):
+                 "Select the scribble image", "Training time budget",
+                 "Neck depth that splits touching nuclei (pixels)"):  # an advanced setting, shown here
         assert text in labels, (text, labels)
 
 
