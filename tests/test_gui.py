@@ -20,7 +20,8 @@ GUI process once the main window exists (wx.CallLater chain, in the GUI thread):
    connections), writes a JSON status file, and exits.
 
 Screenshots: out/screenshots/gui_impartial.png (main window, ImPartial selected, test mode),
-gui_impartial_add_modules.png, gui_impartial_figure.png (the module's display window).
+gui_impartial_add_modules.png, gui_impartial_advanced.png (the settings panel scrolled to its
+advanced settings), gui_impartial_figure.png (the module's display window).
 
 CellProfiler 5's figure code also needs matplotlib < 3.9, which the cp5 environment pins.
 """
@@ -163,6 +164,11 @@ def step_screenshots():
     wx.Yield()
     time.sleep(1.0)
     screenshot(CONFIG["screenshot"])
+    # the settings panel scrolled to its end: the advanced settings, the split depth among them
+    module_view.module_panel.Scroll(0, module_view.module_panel.GetVirtualSize()[1])
+    wx.Yield()
+    time.sleep(1.0)
+    screenshot(CONFIG["screenshot"].replace(".png", "_advanced.png"))
     if figures:
         figures[0].Raise()
         figures[0].SetSize((1200, 900))
@@ -257,8 +263,9 @@ def test_gui_test_mode_runs_one_image_set(gui_run):
     assert any("ImPartial" in title for title in status["windows"]), status["windows"]
 
 
-def test_gui_screenshot_written(gui_run):
-    shot = SCREENSHOTS / "gui_impartial.png"
+@pytest.mark.parametrize("name", ["gui_impartial.png", "gui_impartial_advanced.png"])
+def test_gui_screenshot_written(gui_run, name):
+    shot = SCREENSHOTS / name
     assert shot.is_file() and shot.stat().st_size > 20000, _explain(gui_run)
     # not a blank screen: many distinct colours
     from PIL import Image
