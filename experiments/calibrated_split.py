@@ -99,6 +99,23 @@ def stroke_agreement(cells: np.ndarray, scribbles: np.ndarray) -> tuple:
     return int(np.count_nonzero(whole & alone)), n
 
 
+def held_out_score(cells: np.ndarray, test, vectra: bool) -> tuple:
+    """(mDICE, recall@0.5) of a Vectra image's traced cells, or (mDICE, F1@0.5) of an MP6843 field."""
+    if vectra:
+        result = score_traced(cells, test.traced)
+        return result["mdice"], result["recall_iou50"]
+    result = evaluate_image(None, cells, test.truth)
+    return result["mdice"], result["f1_iou50"]
+
+
+def print_means(held_out: Dict[str, Dict[str, List[tuple]]], prefix: str = "") -> None:
+    """Per data set, the mean of each row's (mDICE, second score) over folds and seeds."""
+    for dataset, rows in held_out.items():
+        print(f"{dataset} (mean over folds and seeds)    mDICE  {'recall' if dataset == 'Vectra' else 'F1'}@0.5")
+        for label, values in rows.items():
+            print(f"  {prefix + label:36} {np.mean([v[0] for v in values]):.3f}  {np.mean([v[1] for v in values]):.3f}")
+
+
 def cells_at(depth: float, probability: np.ndarray, threshold: float, image: np.ndarray, nuclear_channel: int) -> np.ndarray:
     objects = instances.segment({"cells": probability}, {"cells": threshold}, InstanceConfig(split_h=depth),
                                 image=image, nuclear_channel=nuclear_channel)
@@ -127,15 +144,8 @@ def main() -> None:
             best = max(agreement.values())
             picked = min((d for d in DEPTHS if agreement[d] == best), key=lambda d: abs(np.log(d / DEFAULT_DEPTH)))
             test = images[name]
-            scores = {}
-            for depth in DEPTHS:
-                cells = cells_at(depth, fold["p"][fold["test"]], fold["t"], test.image, channel)
-                if vectra:
-                    result = score_traced(cells, test.traced)
-                    scores[depth] = (result["mdice"], result["recall_iou50"])
-                else:
-                    result = evaluate_image(None, cells, test.truth)
-                    scores[depth] = (result["mdice"], result["f1_iou50"])
+            scores = {depth: held_out_score(cells_at(depth, fold["p"][fold["test"]], fold["t"], test.image, channel),
+                                            test, vectra) for depth in DEPTHS}
             print(f"seed {seed} {name}: strokes agree " + " ".join(f"{d:g}:{a:.3f}" for d, a in agreement.items())
                   + f" -> {picked:g}; held out (mDICE, {'recall' if vectra else 'F1'}@0.5) "
                   + " ".join(f"{d:g}:{m:.3f}/{f:.3f}" for d, (m, f) in scores.items()), flush=True)
@@ -143,10 +153,7 @@ def main() -> None:
             for depth in DEPTHS:
                 dataset.setdefault(f"{depth:g}", []).append(scores[depth])
             dataset.setdefault("picked by the strokes", []).append(scores[picked])
-    for dataset, rows in held_out.items():
-        print(f"{dataset} (mean over folds and seeds)    mDICE  {'recall' if dataset == 'Vectra' else 'F1'}@0.5")
-        for label, values in rows.items():
-            print(f"  split depth {label:24} {np.mean([v[0] for v in values]):.3f}  {np.mean([v[1] for v in values]):.3f}")
+    print_means(held_out, prefix="split depth ")
 
 
 if __name__ == "__main__":

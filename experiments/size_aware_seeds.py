@@ -17,13 +17,12 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.accuracy import score_traced  # noqa: E402
 from benchmarks.data import load_vectra  # noqa: E402
 from benchmarks.mp6843 import NUCLEAR_CHANNEL, load_mp6843  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
-from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_contrast  # noqa: E402
+from calibrated_split import held_out_score, print_means  # noqa: E402
 
 DEPTHS = (0.5, 0.75, 1.0, 1.5, 2.0)
 ALPHAS = (0.25, 0.4, 0.55, 0.7)
@@ -76,19 +75,11 @@ def main() -> None:
             line = []
             for label, s in seeds.items():
                 _, cells = instances.cells_from_seeds(s, p, t, p, InstanceConfig(), instances.PROPAGATION_REGULARIZATION)
-                if name in vectra:
-                    r = score_traced(cells, test.traced)
-                    value = (r["mdice"], r["recall_iou50"])
-                else:
-                    r = evaluate_image(None, cells, test.truth)
-                    value = (r["mdice"], r["f1_iou50"])
+                value = held_out_score(cells, test, name in vectra)
                 rows.setdefault("Vectra" if name in vectra else "MP6843", {}).setdefault(label, []).append(value)
                 line.append(f"{label}: {value[0]:.3f}/{value[1]:.3f}")
             print(f"{Path(path).name} {name} (radius {radius:.1f}): " + "; ".join(line), flush=True)
-    for dataset, table in rows.items():
-        print(f"{dataset} (mean over folds and seeds)    mDICE  {'recall' if dataset == 'Vectra' else 'F1'}@0.5")
-        for label, values in table.items():
-            print(f"  {label:32} {np.mean([v[0] for v in values]):.3f}  {np.mean([v[1] for v in values]):.3f}")
+    print_means(rows)
 
 
 if __name__ == "__main__":
