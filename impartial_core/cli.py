@@ -243,6 +243,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     import csv
 
     from .model import ImPartialModel
+    from .object_sets import instance_config
     from .scribbles.values import decode_scribbles
     from .suggestions import suggest_for_model
 
@@ -274,7 +275,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     refuse_existing([out], args.overwrite)
     places = suggest_for_model(model, images, args.count, scribbles=scribbles, window=args.window,
                                device=args.device, nuclear_channel=stain,
-                               config=InstanceConfig(split_h=args.split_depth))
+                               config=instance_config(split_depth=args.split_depth))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as stream:
         writer = csv.writer(stream)
