@@ -21,15 +21,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.accuracy import score_traced, training_config  # noqa: E402
+from benchmarks.accuracy import VECTRA_NUCLEAR_CHANNEL, score_traced, training_config  # noqa: E402
 from benchmarks.data import load_vectra  # noqa: E402
 from benchmarks.mp6843 import NUCLEAR_CHANNEL, folds, load_mp6843, simulate_cell_scribbles, SCRIBBLED_CELLS  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig, TrainingConfig, tasks_for  # noqa: E402
 from impartial_core.metrics import evaluate_image  # noqa: E402
 from impartial_core.model import ImPartialModel  # noqa: E402
+from impartial_core.scribbles import CYTOPLASM, NUCLEUS  # noqa: E402
 
-VECTRA_NUCLEAR_CHANNEL = 1
 DEPTHS = (0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_DEPTH = InstanceConfig().split_h
 WHOLE = 0.8
@@ -84,7 +84,7 @@ def stroke_agreement(cells: np.ndarray, scribbles: np.ndarray) -> tuple:
     the cell strokes with its holes filled (a cell's skeleton inside its inner contour is one); it is
     kept whole when one grown cell holds at least ``WHOLE`` of its pixels that lie in any cell, and
     alone when no other scribbled cell's main grown cell is that one."""
-    strokes, n = ndi.label(ndi.binary_fill_holes(np.isin(scribbles, (2, 3))), structure=np.ones((3, 3), bool))
+    strokes, n = ndi.label(ndi.binary_fill_holes(np.isin(scribbles, (NUCLEUS, CYTOPLASM))), structure=np.ones((3, 3), bool))
     if n == 0:
         return 0, 0
     inside = (strokes > 0) & (cells > 0)
@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     images = {f"vectra{v.id}": v for v in load_vectra()}
     images.update({f"mp6843{f.id}": f for f in load_mp6843()})
-    by_id = {str(v.id): v for k, v in images.items()}
+    by_id = {str(v.id): v for v in images.values()}
     held_out: Dict[str, Dict[str, List[float]]] = {}
     for seed in args.seeds:
         for name, fold in fold_maps(Path(args.maps), seed, args.time_budget_s).items():

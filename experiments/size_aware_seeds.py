@@ -22,9 +22,8 @@ from benchmarks.mp6843 import NUCLEAR_CHANNEL, load_mp6843  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_contrast  # noqa: E402
-from calibrated_split import held_out_score, print_means  # noqa: E402
+from calibrated_split import DEPTHS, VECTRA_NUCLEAR_CHANNEL, held_out_score, print_means  # noqa: E402
 
-DEPTHS = (0.5, 0.75, 1.0, 1.5, 2.0)
 ALPHAS = (0.25, 0.4, 0.55, 0.7)
 
 
@@ -66,7 +65,7 @@ def main() -> None:
             test = vectra.get(name) or mp6843[name]
             test_id = str(test.id)
             p, t = data[f"{name}/p/{test_id}"], float(data[f"{name}/t"])
-            channel = test.image[1 if name in vectra else NUCLEAR_CHANNEL]
+            channel = test.image[VECTRA_NUCLEAR_CHANNEL if name in vectra else NUCLEAR_CHANNEL]
             _, radius = nuclear_contrast(channel, instances.NUCLEAR_STAIN_SIGMA)
             cuts = {h: instances.nuclei_from_channel(channel, InstanceConfig(split_h=h), instances.NUCLEAR_STAIN_SIGMA)
                     for h in DEPTHS}
