@@ -16,10 +16,6 @@ import numpy
 
 LOGGER = logging.getLogger("impartial")
 
-SOURCE_IMAGE = "An image from NamesAndTypes"
-SOURCE_FOLDER = "Drawn in CellProfiler (scribble folder)"
-SOURCE_CHOICES = [SOURCE_IMAGE, SOURCE_FOLDER]
-
 
 def default_folder():
     """The scribble folder setting's default value: a sub-folder ``scribbles`` of the Default Output

@@ -12,6 +12,8 @@ from cellprofiler_core.preferences import (ABSOLUTE_FOLDER_NAME, DEFAULT_INPUT_S
 from cellprofiler_core.setting import ValidationError
 from cellprofiler_core.setting.text import Directory, Filename
 
+from impartial_cellprofiler.choices import MODE_TRAIN
+
 MODEL_FILES = [("ImPartial model (*.safetensors)", "*.safetensors"), ("All files (*.*)", "*.*")]
 
 
@@ -50,15 +52,15 @@ def make_folder(setting, folder):
         folder, setting.text))
 
 
-def check_saved_model(module, path, train_mode):
+def check_saved_model(module, path):
     """Compare the model file ``path`` with the ImPartial ``module``'s settings: a ValidationError on
-    the setting to change (``train_mode`` is the name of the mode that trains a model)."""
+    the setting to change."""
     from impartial_core.model_io import ModelFileError
 
     if not os.path.isfile(path):
         raise ValidationError(
             "%s needs a model file, but %s does not exist. Train one with \"%s\" first, or correct the model "
-            "folder and file name." % (module.model_mode.value, path, train_mode), module.model_file_name)
+            "folder and file name." % (module.model_mode.value, path, MODE_TRAIN), module.model_file_name)
     try:
         info = module.model_store().info(path)
     except ModelFileError as error:

@@ -29,6 +29,7 @@ def check_count(setting_values, revision, n_fixed):
 def add_scribble_source(setting_values):
     """Revision 1 -> 2: the scribble source (an image from NamesAndTypes, as before), the scribble
     folder, whether to open the editor, and the split strokes' value are added at the end."""
-    from impartial_cellprofiler.drawn_scribbles import SOURCE_IMAGE, default_folder
+    from impartial_cellprofiler.choices import SOURCE_IMAGE
+    from impartial_cellprofiler.drawn_scribbles import default_folder
 
     return list(setting_values) + [SOURCE_IMAGE, default_folder(), "Yes", "4"]

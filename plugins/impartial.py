@@ -30,6 +30,9 @@ if os.path.isdir(os.path.join(_REPO, "impartial_cellprofiler")) and _REPO not in
 try:  # CellProfiler-side code; none of it imports torch
     from impartial_cellprofiler import (display, drawn_scribbles, groups, image_sets, measurements, model_files,
                                         progress, revisions, validation)
+    from impartial_cellprofiler.choices import (LENGTH_BUDGET, LENGTH_CHOICES, LENGTH_ITERATIONS, MODE_CHOICES,
+                                                MODE_FINE_TUNE, MODE_SAVED, MODE_TRAIN, SEG_CELLS, SEG_CHOICES,
+                                                SEG_NUCLEI, SOURCE_CHOICES, SOURCE_FOLDER, SOURCE_IMAGE, TASK_CHOICE)
     from impartial_cellprofiler.help import MODULE_HELP, SETTING_HELP
 except ImportError:  # the module stays in the menu, and its validation says what to install
     MODULE_HELP, SETTING_HELP = "ImPartial: see its settings' message for what to install.", {}
@@ -53,21 +56,6 @@ def _import_library():
             "CellProfiler with:  pip install -e %s  (and pip install torch if it is missing)." % (error, _REPO)
         ) from error
 
-
-# ----------------------------------------------------------------------------- choices
-SEG_NUCLEI = "Nuclei"
-SEG_ALL = "Nuclei, cells and cytoplasm"
-SEG_CELLS = "Cells only"
-SEG_CHOICES = [SEG_NUCLEI, SEG_ALL, SEG_CELLS]
-TASK_CHOICE = {SEG_NUCLEI: "nuclei", SEG_ALL: "nuclei+cells", SEG_CELLS: "cells"}
-
-MODE_TRAIN = "Train in this pipeline"
-MODE_SAVED = "Use a saved model"
-MODE_FINE_TUNE = "Fine-tune a saved model with these scribbles"
-MODE_CHOICES = [MODE_TRAIN, MODE_SAVED, MODE_FINE_TUNE]
-
-LENGTH_BUDGET = "A time budget"
-LENGTH_ITERATIONS = "A fixed number of iterations (the same model on any machine)"
 
 # Models kept in memory by the module (GUI test mode and repeated runs never train or read twice).
 MAX_MODELS_IN_MEMORY = 4
@@ -102,8 +90,7 @@ class ImPartial(Module):
         self.nuclear_channel = Integer(
             "Nuclear stain channel (number in the list above)", 1, minval=1,
             doc=_doc("nuclear_channel"))
-        self.scribble_source = Choice("Scribbles", drawn_scribbles.SOURCE_CHOICES, drawn_scribbles.SOURCE_IMAGE,
-                                      doc=_doc("scribble_source"))
+        self.scribble_source = Choice("Scribbles", SOURCE_CHOICES, SOURCE_IMAGE, doc=_doc("scribble_source"))
         self.scribble_image = ImageSubscriber("Select the scribble image", "None", doc=_doc("scribble_image"))
         self.scribble_folder = drawn_scribbles.scribble_folder_setting("Scribble folder", _doc("scribble_folder"))
         self.open_editor = Binary("Open the scribble editor in the GUI?", True, doc=_doc("open_editor"))
@@ -126,7 +113,7 @@ class ImPartial(Module):
         self.fine_tuned_file_name = model_files.model_file_setting(
             "Fine-tuned model file name", "impartial_model_finetuned.safetensors", self.model_directory,
             _doc("fine_tuned_file_name"))
-        self.training_length = Choice("Train for", [LENGTH_BUDGET, LENGTH_ITERATIONS], doc=_doc("training_length"))
+        self.training_length = Choice("Train for", LENGTH_CHOICES, doc=_doc("training_length"))
         self.time_budget = Float("Training time budget (seconds)", 180.0, minval=1.0, doc=_doc("time_budget"))
 
         self.show_advanced = Binary("Show advanced settings?", False, doc=_doc("show_advanced"))
@@ -250,7 +237,7 @@ class ImPartial(Module):
 
     def draws_scribbles(self):
         """Whether the scribbles are drawn in CellProfiler (files in the scribble folder)."""
-        return self.scribble_source == drawn_scribbles.SOURCE_FOLDER
+        return self.scribble_source == SOURCE_FOLDER
 
     def fixed_iterations(self):
         """Whether training runs a fixed number of iterations (no time limit): the same model anywhere."""
@@ -354,7 +341,7 @@ class ImPartial(Module):
             _import_library()
         except ImportError as error:
             raise ValidationError(str(error), self.model_mode)
-        validation.validate(self, MODE_SAVED, MODE_FINE_TUNE, MODE_TRAIN)
+        validation.validate(self)
 
     def validate_module_for_run(self, pipeline):
         self.validate_module(pipeline)
@@ -400,7 +387,7 @@ class ImPartial(Module):
         """The GUI's settings checks (of a model file at ``path``, or all), which headless runs and batch
         jobs otherwise never make: a ValueError naming the setting."""
         try:
-            model_files.check_saved_model(self, path, MODE_TRAIN) if path else self.test_valid(pipeline)
+            model_files.check_saved_model(self, path) if path else self.test_valid(pipeline)
         except ValidationError as error:
             raise ValueError("ImPartial, setting \"%s\": %s" % (error.get_setting().text, error.message)) from None
 
