@@ -116,6 +116,19 @@ def print_means(held_out: Dict[str, Dict[str, List[tuple]]], prefix: str = "") -
             print(f"  {prefix + label:36} {np.mean([v[0] for v in values]):.3f}  {np.mean([v[1] for v in values]):.3f}")
 
 
+def held_out_maps(paths: List[str]):
+    """Per fold of the maps ``fold_maps`` saved in ``paths``: (path, fold name, held-out image, its cell
+    probability, the threshold, its nuclear stain channel, whether it is a Vectra image)."""
+    vectra = {f"vectra{v.id}": v for v in load_vectra()}
+    mp6843 = {f"mp6843{f.id}": f for f in load_mp6843()}
+    for path in paths:
+        data = np.load(path)
+        for name in sorted({k.split("/")[0] for k in data.files}):
+            test = vectra.get(name) or mp6843[name]
+            channel = test.image[VECTRA_NUCLEAR_CHANNEL if name in vectra else NUCLEAR_CHANNEL]
+            yield path, name, test, data[f"{name}/p/{test.id}"], float(data[f"{name}/t"]), channel, name in vectra
+
+
 def cells_at(depth: float, probability: np.ndarray, threshold: float, image: np.ndarray, nuclear_channel: int) -> np.ndarray:
     objects = instances.segment({"cells": probability}, {"cells": threshold}, InstanceConfig(split_h=depth),
                                 image=image, nuclear_channel=nuclear_channel)

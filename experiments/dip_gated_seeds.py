@@ -19,13 +19,11 @@ from scipy import ndimage as ndi
 from skimage.filters import gaussian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.data import load_vectra  # noqa: E402
-from benchmarks.mp6843 import NUCLEAR_CHANNEL, load_mp6843  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.normalization import normalize  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_contrast  # noqa: E402
-from calibrated_split import VECTRA_NUCLEAR_CHANNEL, held_out_score, print_means  # noqa: E402
+from calibrated_split import held_out_maps, held_out_score, print_means  # noqa: E402
 
 SHALLOW, DEEP = 0.5, 2.0
 RATIOS = (0.6, 0.7, 0.8, 0.9, 0.95)
@@ -79,32 +77,25 @@ def joined(shallow: np.ndarray, ratios: Dict[tuple, float], ratio: float) -> np.
 
 
 def main() -> None:
-    vectra = {f"vectra{v.id}": v for v in load_vectra()}
-    mp6843 = {f"mp6843{f.id}": f for f in load_mp6843()}
     rows: Dict[str, Dict[str, List[tuple]]] = {}
-    for path in sys.argv[1:]:
-        data = np.load(path)
-        for name in sorted({k.split("/")[0] for k in data.files}):
-            test = vectra.get(name) or mp6843[name]
-            p, t = data[f"{name}/p/{test.id}"], float(data[f"{name}/t"])
-            channel = test.image[VECTRA_NUCLEAR_CHANNEL if name in vectra else NUCLEAR_CHANNEL]
-            cuts = {h: instances.nuclei_from_channel(channel, InstanceConfig(split_h=h), instances.NUCLEAR_STAIN_SIGMA)
-                    for h in (SHALLOW, DEEP)}
-            signals = {"contrast": nuclear_contrast(channel, instances.NUCLEAR_STAIN_SIGMA)[0],
-                       "stain": gaussian(normalize(np.asarray(channel, np.float32)[None])[0], sigma=instances.NUCLEAR_STAIN_SIGMA)}
-            seeds = {f"depth {SHALLOW:g}": cuts[SHALLOW], f"depth {DEEP:g}": cuts[DEEP]}
-            for label, signal in signals.items():
-                ratios = border_ratios(cuts[SHALLOW], cuts[DEEP], signal)
-                for r in RATIOS:
-                    seeds[f"{label} dip, ratio {r:g}"] = joined(cuts[SHALLOW], ratios, r)
-            line = []
-            dataset = "Vectra" if name in vectra else "MP6843"
-            for label, s in seeds.items():
-                _, cells = instances.cells_from_seeds(s, p, t, p, InstanceConfig(), instances.PROPAGATION_REGULARIZATION)
-                value = held_out_score(cells, test, name in vectra)
-                rows.setdefault(dataset, {}).setdefault(label, []).append(value)
-                line.append(f"{label}: {value[0]:.3f}/{value[1]:.3f} ({len(np.unique(s)) - 1})")
-            print(f"{Path(path).name} {name}: " + "; ".join(line), flush=True)
+    for path, name, test, p, t, channel, is_vectra in held_out_maps(sys.argv[1:]):
+        cuts = {h: instances.nuclei_from_channel(channel, InstanceConfig(split_h=h), instances.NUCLEAR_STAIN_SIGMA)
+                for h in (SHALLOW, DEEP)}
+        signals = {"contrast": nuclear_contrast(channel, instances.NUCLEAR_STAIN_SIGMA)[0],
+                   "stain": gaussian(normalize(np.asarray(channel, np.float32)[None])[0], sigma=instances.NUCLEAR_STAIN_SIGMA)}
+        seeds = {f"depth {SHALLOW:g}": cuts[SHALLOW], f"depth {DEEP:g}": cuts[DEEP]}
+        for label, signal in signals.items():
+            ratios = border_ratios(cuts[SHALLOW], cuts[DEEP], signal)
+            for r in RATIOS:
+                seeds[f"{label} dip, ratio {r:g}"] = joined(cuts[SHALLOW], ratios, r)
+        line = []
+        dataset = "Vectra" if is_vectra else "MP6843"
+        for label, s in seeds.items():
+            _, cells = instances.cells_from_seeds(s, p, t, p, InstanceConfig(), instances.PROPAGATION_REGULARIZATION)
+            value = held_out_score(cells, test, is_vectra)
+            rows.setdefault(dataset, {}).setdefault(label, []).append(value)
+            line.append(f"{label}: {value[0]:.3f}/{value[1]:.3f} ({len(np.unique(s)) - 1})")
+        print(f"{Path(path).name} {name}: " + "; ".join(line), flush=True)
     print_means(rows)
 
 

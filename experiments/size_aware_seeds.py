@@ -17,12 +17,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.data import load_vectra  # noqa: E402
-from benchmarks.mp6843 import NUCLEAR_CHANNEL, load_mp6843  # noqa: E402
 from impartial_core import instances  # noqa: E402
 from impartial_core.config import InstanceConfig  # noqa: E402
 from impartial_core.nuclear_stain import nuclear_contrast  # noqa: E402
-from calibrated_split import DEPTHS, VECTRA_NUCLEAR_CHANNEL, held_out_score, print_means  # noqa: E402
+from calibrated_split import DEPTHS, held_out_maps, held_out_score, print_means  # noqa: E402
 
 ALPHAS = (0.25, 0.4, 0.55, 0.7)
 
@@ -56,28 +54,20 @@ def size_aware(cuts: Dict[float, np.ndarray], typical_area: float, alpha: float)
 
 
 def main() -> None:
-    vectra = {f"vectra{v.id}": v for v in load_vectra()}
-    mp6843 = {f"mp6843{f.id}": f for f in load_mp6843()}
     rows: Dict[str, Dict[str, List[float]]] = {}
-    for path in sys.argv[1:]:
-        data = np.load(path)
-        for name in sorted({k.split("/")[0] for k in data.files}):
-            test = vectra.get(name) or mp6843[name]
-            test_id = str(test.id)
-            p, t = data[f"{name}/p/{test_id}"], float(data[f"{name}/t"])
-            channel = test.image[VECTRA_NUCLEAR_CHANNEL if name in vectra else NUCLEAR_CHANNEL]
-            _, radius = nuclear_contrast(channel, instances.NUCLEAR_STAIN_SIGMA)
-            cuts = {h: instances.nuclei_from_channel(channel, InstanceConfig(split_h=h), instances.NUCLEAR_STAIN_SIGMA)
-                    for h in DEPTHS}
-            seeds = {f"depth {h:g}": cut for h, cut in cuts.items()}
-            seeds.update({f"size-aware, alpha {a:g}": size_aware(cuts, np.pi * radius ** 2, a) for a in ALPHAS})
-            line = []
-            for label, s in seeds.items():
-                _, cells = instances.cells_from_seeds(s, p, t, p, InstanceConfig(), instances.PROPAGATION_REGULARIZATION)
-                value = held_out_score(cells, test, name in vectra)
-                rows.setdefault("Vectra" if name in vectra else "MP6843", {}).setdefault(label, []).append(value)
-                line.append(f"{label}: {value[0]:.3f}/{value[1]:.3f}")
-            print(f"{Path(path).name} {name} (radius {radius:.1f}): " + "; ".join(line), flush=True)
+    for path, name, test, p, t, channel, is_vectra in held_out_maps(sys.argv[1:]):
+        _, radius = nuclear_contrast(channel, instances.NUCLEAR_STAIN_SIGMA)
+        cuts = {h: instances.nuclei_from_channel(channel, InstanceConfig(split_h=h), instances.NUCLEAR_STAIN_SIGMA)
+                for h in DEPTHS}
+        seeds = {f"depth {h:g}": cut for h, cut in cuts.items()}
+        seeds.update({f"size-aware, alpha {a:g}": size_aware(cuts, np.pi * radius ** 2, a) for a in ALPHAS})
+        line = []
+        for label, s in seeds.items():
+            _, cells = instances.cells_from_seeds(s, p, t, p, InstanceConfig(), instances.PROPAGATION_REGULARIZATION)
+            value = held_out_score(cells, test, is_vectra)
+            rows.setdefault("Vectra" if is_vectra else "MP6843", {}).setdefault(label, []).append(value)
+            line.append(f"{label}: {value[0]:.3f}/{value[1]:.3f}")
+        print(f"{Path(path).name} {name} (radius {radius:.1f}): " + "; ".join(line), flush=True)
     print_means(rows)
 
 
