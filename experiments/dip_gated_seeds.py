@@ -32,12 +32,12 @@ RATIOS = (0.6, 0.7, 0.8, 0.9, 0.95)
 def border_ratios(shallow: np.ndarray, deep: np.ndarray, signal: np.ndarray) -> Dict[tuple, float]:
     """For each pair of touching pieces of the shallow cut that lie in one object of the deep cut:
     the signal's mean on their border (the pixels on both sides) over the dimmer piece's median."""
-    n = int(shallow.max()) + 1
+    n, n_deep = int(shallow.max()) + 1, int(deep.max()) + 1
     inside = (shallow > 0) & (deep > 0)
-    keys, counts = np.unique(shallow[inside].astype(np.int64) * (int(deep.max()) + 1) + deep[inside], return_counts=True)
-    parent = np.zeros(n, dtype=np.int64)
+    keys, counts = np.unique(shallow[inside].astype(np.int64) * n_deep + deep[inside], return_counts=True)
+    parent = np.zeros(n, dtype=np.int64)  # 0: a piece outside every object of the deep cut
     order = np.argsort(counts)  # repeated indices keep the last value: each piece's most overlapped object
-    parent[keys[order] // (int(deep.max()) + 1)] = keys[order] % (int(deep.max()) + 1)
+    parent[keys[order] // n_deep] = keys[order] % n_deep
     medians = np.zeros(n)
     for index, box in enumerate(ndi.find_objects(shallow), start=1):
         if box is not None:
@@ -47,7 +47,7 @@ def border_ratios(shallow: np.ndarray, deep: np.ndarray, signal: np.ndarray) -> 
         a, b = shallow.take(np.arange(shallow.shape[axis] - 1), axis=axis), shallow.take(np.arange(1, shallow.shape[axis]), axis=axis)
         va, vb = signal.take(np.arange(signal.shape[axis] - 1), axis=axis), signal.take(np.arange(1, signal.shape[axis]), axis=axis)
         touching = (a > 0) & (b > 0) & (a != b)
-        touching &= parent[a] == parent[b]
+        touching &= (parent[a] == parent[b]) & (parent[a] > 0)
         low, high = np.minimum(a, b)[touching], np.maximum(a, b)[touching]
         firsts += [low, low]
         seconds += [high, high]
